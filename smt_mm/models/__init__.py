@@ -1,0 +1,3 @@
+from .backbones import SMT
+
+__all__ = ['SMT']

@@ -1,0 +1,3 @@
+from .smt import SMT
+
+__all__ = ['SMT']

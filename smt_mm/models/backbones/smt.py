@@ -1,0 +1,468 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Scale-Aware Modulation Transformer (SMT) backbone.
+
+Paper: "Scale-Aware Modulation Meet Transformer", ICCV 2023 (arXiv 2307.08579).
+"""
+import math
+from copy import deepcopy
+from typing import Dict, List, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import ConvModule
+from mmcv.cnn.bricks import DropPath
+from mmcv.cnn.bricks.transformer import PatchEmbed
+from mmengine.model import BaseModule, ModuleList
+from mmengine.model.weight_init import constant_init, normal_init, trunc_normal_init
+from mmengine.registry import MODELS
+from torch.nn.modules.batchnorm import _BatchNorm
+
+# Layer norm epsilons of the reference model: patch embeddings use PyTorch's
+# default, blocks and stage outputs use 1e-6.
+BLOCK_NORM_EPS = 1e-6
+
+_COMMON_ARCH = dict(
+    ca_num_heads=[4, 4, 4, -1],
+    sa_num_heads=[-1, -1, 8, 16],
+    ca_attentions=[1, 1, 1, 0],
+    expand_ratio=2,
+    qkv_bias=True,
+    layerscale_value=1e-4,
+)
+
+
+def _preset(embed_dims, depths, mlp_ratios, head_conv, use_layerscale):
+    return dict(
+        _COMMON_ARCH,
+        embed_dims=embed_dims,
+        depths=depths,
+        mlp_ratios=mlp_ratios,
+        head_conv=head_conv,
+        use_layerscale=use_layerscale)
+
+
+class SAM(BaseModule):
+    """Scale-Aware Modulation mixer.
+
+    Multi-Head Mixed Convolution (one depthwise conv of kernel ``3 + 2i`` per
+    head ``i``) followed by Scale-Aware Aggregation (a grouped 1x1 conv that
+    mixes one channel of every head), whose output modulates a value branch.
+
+    Args:
+        embed_dims (int): Number of channels.
+        num_heads (int): Number of modulation heads. Defaults to 4.
+        expand_ratio (int): Channel expansion of the aggregation. Defaults to 2.
+        qkv_bias (bool): Bias in the value and scale projections.
+            Defaults to True.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int = 4,
+                 expand_ratio: int = 2, qkv_bias: bool = True,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
+                             f'the number of modulation heads ({num_heads})')
+        self.num_heads = num_heads
+        head_dims = embed_dims // num_heads
+        self.v = nn.Linear(embed_dims, embed_dims, bias=qkv_bias)
+        self.s = nn.Linear(embed_dims, embed_dims, bias=qkv_bias)
+        self.local_convs = ModuleList([
+            nn.Conv2d(head_dims, head_dims, kernel_size=3 + 2 * i,
+                      padding=1 + i, groups=head_dims)
+            for i in range(num_heads)
+        ])
+        # Groups of ``num_heads`` consecutive channels of the interleaved
+        # map hold the same channel of every head.
+        self.proj0 = nn.Conv2d(embed_dims, embed_dims * expand_ratio, 1,
+                               groups=head_dims)
+        self.bn = nn.BatchNorm2d(embed_dims * expand_ratio)
+        self.act = nn.GELU()
+        self.proj1 = nn.Conv2d(embed_dims * expand_ratio, embed_dims, 1)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]):
+        B, N, C = x.shape
+        H, W = hw_shape
+        # (B, N, C) -> (heads, B, C / heads, H, W)
+        s = self.s(x).transpose(1, 2).reshape(B, self.num_heads, -1, H, W)
+        heads = [conv(s[:, i]) for i, conv in enumerate(self.local_convs)]
+        # Interleave: channel c * heads + i comes from head i, channel c.
+        mixed = torch.stack(heads, dim=2).reshape(B, C, H, W)
+        modulator = self.proj1(self.act(self.bn(self.proj0(mixed))))
+        modulator = modulator.flatten(2).transpose(1, 2)
+        return self.proj(modulator * self.v(x))
+
+
+class MSA(BaseModule):
+    """Global multi-head self-attention with a depthwise conv on the values.
+
+    Args:
+        embed_dims (int): Number of channels.
+        num_heads (int): Number of attention heads.
+        qkv_bias (bool): Bias in the query/key/value projections.
+            Defaults to True.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int,
+                 qkv_bias: bool = True, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
+                             f'the number of attention heads ({num_heads})')
+        self.num_heads = num_heads
+        self.q = nn.Linear(embed_dims, embed_dims, bias=qkv_bias)
+        self.kv = nn.Linear(embed_dims, embed_dims * 2, bias=qkv_bias)
+        self.local_conv = nn.Conv2d(embed_dims, embed_dims, 3, padding=1,
+                                    groups=embed_dims)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]):
+        B, N, C = x.shape
+        q = self.q(x).reshape(B, N, self.num_heads, -1).transpose(1, 2)
+        kv = self.kv(x).reshape(B, N, 2, self.num_heads, -1)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v)
+        out = out.transpose(1, 2).reshape(B, N, C)
+        # The values, laid out as an image, get a local depthwise conv.
+        v_img = kv[:, :, 1].reshape(B, N, C).transpose(1, 2)
+        v_img = v_img.reshape(B, C, *hw_shape)
+        out = out + self.local_conv(v_img).flatten(2).transpose(1, 2)
+        return self.proj(out)
+
+
+class DWConvFFN(BaseModule):
+    """Feed-forward network with a depthwise 3x3 conv before the activation.
+
+    Computes ``fc2(GELU(h + dwconv(h)))`` with ``h = fc1(x)``.
+    """
+
+    def __init__(self, embed_dims: int, feedforward_channels: int,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.fc1 = nn.Linear(embed_dims, feedforward_channels)
+        self.dwconv = nn.Conv2d(feedforward_channels, feedforward_channels,
+                                3, padding=1, groups=feedforward_channels)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(feedforward_channels, embed_dims)
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]):
+        h = self.fc1(x)
+        h_img = h.transpose(1, 2).reshape(h.shape[0], -1, *hw_shape)
+        h = h + self.dwconv(h_img).flatten(2).transpose(1, 2)
+        return self.fc2(self.act(h))
+
+
+class SMTBlock(BaseModule):
+    """One SMT block: a token mixer (SAM or MSA) and a DWConv FFN, each a
+    pre-norm residual branch with optional layer scale and stochastic depth.
+
+    Args:
+        embed_dims (int): Number of channels.
+        mlp_ratio (float): Hidden/input channel ratio of the FFN.
+        use_sam (bool): Mix tokens with SAM if True, else with MSA.
+        ca_num_heads (int): Modulation heads (SAM).
+        sa_num_heads (int): Attention heads (MSA).
+        expand_ratio (int): Expansion of SAM's aggregation.
+        qkv_bias (bool): Bias in the mixers' input projections.
+        drop_path_rate (float): Stochastic depth rate of this block.
+        layer_scale_init_value (float): Initial layer scale; 0 disables it.
+        with_cp (bool): Recompute this block in the backward pass to save
+            memory.
+    """
+
+    def __init__(self, embed_dims, mlp_ratio, use_sam, ca_num_heads,
+                 sa_num_heads, expand_ratio=2, qkv_bias=True,
+                 drop_path_rate=0., layer_scale_init_value=0., with_cp=False,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.with_cp = with_cp
+        self.norm1 = nn.LayerNorm(embed_dims, eps=BLOCK_NORM_EPS)
+        if use_sam:
+            self.attn = SAM(embed_dims, ca_num_heads, expand_ratio, qkv_bias)
+        else:
+            self.attn = MSA(embed_dims, sa_num_heads, qkv_bias)
+        self.drop_path = DropPath(drop_path_rate)
+        self.norm2 = nn.LayerNorm(embed_dims, eps=BLOCK_NORM_EPS)
+        self.ffn = DWConvFFN(embed_dims, int(embed_dims * mlp_ratio))
+        if layer_scale_init_value > 0:
+            self.gamma1 = nn.Parameter(
+                torch.full((embed_dims, ), float(layer_scale_init_value)))
+            self.gamma2 = nn.Parameter(
+                torch.full((embed_dims, ), float(layer_scale_init_value)))
+        else:
+            self.gamma1 = self.gamma2 = None
+
+    @staticmethod
+    def _scale(x, gamma):
+        return x if gamma is None else x * gamma
+
+    def _forward(self, x, hw_shape):
+        x = x + self.drop_path(
+            self._scale(self.attn(self.norm1(x), hw_shape), self.gamma1))
+        x = x + self.drop_path(
+            self._scale(self.ffn(self.norm2(x), hw_shape), self.gamma2))
+        return x
+
+    def forward(self, x, hw_shape):
+        if self.with_cp and self.training and x.requires_grad:
+            return cp.checkpoint(
+                self._forward, x, hw_shape, use_reentrant=False)
+        return self._forward(x, hw_shape)
+
+
+class StemEmbed(BaseModule):
+    """Stage-1 patch embedding: conv(stride 2) - BN - ReLU - conv(k2, s2) -
+    LayerNorm, giving tokens at stride 4."""
+
+    def __init__(self, in_channels, embed_dims, kernel_size, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.stem = ConvModule(
+            in_channels, embed_dims, kernel_size, stride=2,
+            padding=kernel_size // 2, bias=False,
+            norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'))
+        self.projection = nn.Conv2d(embed_dims, embed_dims, 2, stride=2)
+        self.norm = nn.LayerNorm(embed_dims)
+
+    def forward(self, x):
+        x = self.projection(self.stem(x))
+        hw_shape = x.shape[2:]
+        return self.norm(x.flatten(2).transpose(1, 2)), tuple(hw_shape)
+
+
+class SMTStage(BaseModule):
+    """Patch embedding, blocks and output norm of one stage."""
+
+    def __init__(self, patch_embed, blocks, embed_dims, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.patch_embed = patch_embed
+        self.blocks = ModuleList(blocks)
+        self.norm = nn.LayerNorm(embed_dims, eps=BLOCK_NORM_EPS)
+
+    def forward(self, x):
+        x, hw_shape = self.patch_embed(x)
+        for block in self.blocks:
+            x = block(x, hw_shape)
+        x = self.norm(x)
+        return x.transpose(1, 2).reshape(x.shape[0], -1, *hw_shape)
+
+
+@MODELS.register_module()
+class SMT(BaseModule):
+    """Scale-Aware Modulation Transformer.
+
+    A PyTorch implementation of `Scale-Aware Modulation Meet Transformer
+    <https://arxiv.org/abs/2307.08579>`_ for classification, detection and
+    segmentation. Stages 1-2 mix tokens with Scale-Aware Modulation (SAM),
+    stage 3 alternates SAM (even blocks) and global self-attention (odd
+    blocks), stage 4 uses self-attention only.
+
+    Args:
+        arch (str | dict): SMT architecture. A preset name among
+            ``'tiny'``, ``'small'``, ``'base'``, ``'large'`` (or ``'t'``,
+            ``'s'``, ``'b'``, ``'l'``), or a dict with the constructor names
+            of the official code: ``embed_dims``, ``depths``, ``mlp_ratios``,
+            ``ca_num_heads``, ``sa_num_heads``, ``ca_attentions``,
+            ``head_conv``, ``expand_ratio``, ``qkv_bias``,
+            ``use_layerscale``, ``layerscale_value``. Keys left out of a dict
+            take the value of the tiny preset. Defaults to ``'tiny'``.
+        in_channels (int): Input image channels. Defaults to 3.
+        out_indices (Sequence[int] | int): Stages whose (normalised) maps are
+            returned; negative indices count from the end.
+            Defaults to ``(0, 1, 2, 3)``.
+        drop_path_rate (float): Stochastic depth rate, rising linearly from 0
+            over all blocks. Defaults to 0.
+        frozen_stages (int): Stages to freeze (no gradients, eval mode),
+            counted from the stem. 0 or -1 freezes none. Defaults to 0.
+        norm_eval (bool): Keep BatchNorm layers in eval mode while training.
+            Defaults to False.
+        with_cp (bool): Use activation checkpointing in every block to save
+            memory at the cost of recomputation. Defaults to False.
+        init_cfg (dict, optional): Initialisation config. With
+            ``dict(type='Pretrained', checkpoint=PATH)`` the backbone loads
+            an official release file (state dict under ``model``) or a
+            checkpoint of this toolkit (``backbone.`` keys) strictly: only a
+            classification head may be left out. Defaults to None (the
+            initialisation of the reference implementation).
+
+    Examples:
+        >>> import torch
+        >>> from smt_mm.models import SMT
+        >>> model = SMT(arch='tiny', out_indices=(0, 1, 2, 3))
+        >>> outs = model(torch.rand(1, 3, 224, 224))
+        >>> for out in outs:
+        ...     print(tuple(out.shape))
+        (1, 64, 56, 56)
+        (1, 128, 28, 28)
+        (1, 256, 14, 14)
+        (1, 512, 7, 7)
+    """
+    arch_zoo = {
+        **dict.fromkeys(['t', 'tiny'], _preset(
+            [64, 128, 256, 512], [2, 2, 8, 1], [4, 4, 4, 2], 3, False)),
+        **dict.fromkeys(['s', 'small'], _preset(
+            [64, 128, 256, 512], [3, 4, 18, 2], [4, 4, 4, 2], 3, False)),
+        **dict.fromkeys(['b', 'base'], _preset(
+            [64, 128, 256, 512], [4, 6, 28, 2], [8, 6, 4, 2], 7, False)),
+        **dict.fromkeys(['l', 'large'], _preset(
+            [96, 192, 384, 768], [4, 6, 28, 4], [8, 6, 4, 2], 7, True)),
+    }
+    per_stage_keys = ('embed_dims', 'depths', 'mlp_ratios', 'ca_num_heads',
+                      'sa_num_heads', 'ca_attentions')
+    # The stage whose blocks alternate SAM and MSA in the reference model.
+    hybrid_stage = 2
+
+    def __init__(self,
+                 arch: Union[str, Dict] = 'tiny',
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.,
+                 frozen_stages: int = 0,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self.parse_arch(arch)
+        s = self.arch_settings
+        self.num_stages = len(s['depths'])
+        self.embed_dims = list(s['embed_dims'])
+        self.out_indices = self._check_out_indices(out_indices)
+        self.frozen_stages = self._check_frozen_stages(frozen_stages)
+        self.norm_eval = norm_eval
+
+        total_depth = sum(s['depths'])
+        dpr = [float(r) for r in torch.linspace(0, drop_path_rate,
+                                                total_depth)]
+        layer_scale = s['layerscale_value'] if s['use_layerscale'] else 0.
+        self.stages = ModuleList()
+        prev_dims = in_channels
+        for i, depth in enumerate(s['depths']):
+            dims = s['embed_dims'][i]
+            if i == 0:
+                patch_embed = StemEmbed(prev_dims, dims, s['head_conv'])
+            else:
+                patch_embed = PatchEmbed(
+                    in_channels=prev_dims, embed_dims=dims, kernel_size=3,
+                    stride=2, padding=1, norm_cfg=dict(type='LN'))
+            blocks = []
+            for j in range(depth):
+                use_sam = bool(s['ca_attentions'][i])
+                if i == self.hybrid_stage and j % 2 == 1:
+                    use_sam = False
+                blocks.append(SMTBlock(
+                    embed_dims=dims,
+                    mlp_ratio=s['mlp_ratios'][i],
+                    use_sam=use_sam,
+                    ca_num_heads=s['ca_num_heads'][i],
+                    sa_num_heads=s['sa_num_heads'][i],
+                    expand_ratio=s['expand_ratio'],
+                    qkv_bias=s['qkv_bias'],
+                    drop_path_rate=dpr[sum(s['depths'][:i]) + j],
+                    layer_scale_init_value=layer_scale,
+                    with_cp=with_cp))
+            self.stages.append(SMTStage(patch_embed, blocks, dims))
+            prev_dims = dims
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------
+    # Argument checking
+    # ------------------------------------------------------------------
+    @classmethod
+    def parse_arch(cls, arch: Union[str, Dict]) -> Dict:
+        """Turn ``arch`` (a preset name or a dict) into full settings."""
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in cls.arch_zoo:
+                raise ValueError(
+                    f'SMT: unknown arch {arch!r}; valid names are '
+                    f'{sorted(cls.arch_zoo)} or a dict of settings')
+            return deepcopy(cls.arch_zoo[key])
+        if not isinstance(arch, dict):
+            raise TypeError(f'SMT: arch must be a str or a dict, '
+                            f'got {type(arch).__name__}')
+        valid = cls.arch_zoo['tiny'].keys()
+        unknown = sorted(set(arch) - set(valid))
+        if unknown:
+            raise ValueError(f'SMT: unknown arch key(s) {unknown}; valid keys '
+                             f'are {sorted(valid)}')
+        settings = deepcopy(cls.arch_zoo['tiny'])
+        settings.update(deepcopy(dict(arch)))
+        lengths = {k: len(settings[k]) for k in cls.per_stage_keys}
+        if len(set(lengths.values())) != 1:
+            raise ValueError('SMT: per-stage arch settings must have one '
+                             f'entry per stage, got lengths {lengths}')
+        return settings
+
+    def _check_out_indices(self, out_indices) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        checked = []
+        for index in out_indices:
+            if not -self.num_stages <= index < self.num_stages:
+                raise ValueError(
+                    f'SMT: out_indices entry {index} is out of range; valid '
+                    f'entries are -{self.num_stages}..{self.num_stages - 1}')
+            checked.append(index % self.num_stages)
+        return tuple(checked)
+
+    def _check_frozen_stages(self, frozen_stages: int) -> int:
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(
+                f'SMT: frozen_stages={frozen_stages} is out of range; valid '
+                f'values are -1..{self.num_stages} (0 or -1: none frozen)')
+        return max(frozen_stages, 0)
+
+    # ------------------------------------------------------------------
+    # Initialisation and training mode
+    # ------------------------------------------------------------------
+    def init_weights(self):
+        """Load a pretrained checkpoint strictly, or initialise as the
+        reference implementation does (truncated normal linears, fan-out
+        normal convs counting groups, unit norms)."""
+        from smt_mm.models.utils import load_pretrained_backbone
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            load_pretrained_backbone(
+                self, cfg['checkpoint'], prefix=cfg.get('prefix'),
+                map_location=cfg.get('map_location', 'cpu'))
+            self._is_init = True
+            return
+        if cfg is not None:
+            super().init_weights()
+            return
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_init(m, std=.02, bias=0.)
+            elif isinstance(m, nn.LayerNorm):
+                constant_init(m, val=1., bias=0.)
+            elif isinstance(m, nn.Conv2d):
+                fan_out = (m.kernel_size[0] * m.kernel_size[1] *
+                           m.out_channels // m.groups)
+                normal_init(m, mean=0., std=math.sqrt(2. / fan_out), bias=0.)
+        self._is_init = True
+
+    def _freeze_stages(self):
+        for stage in self.stages[:self.frozen_stages]:
+            stage.eval()
+            for param in stage.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Return the NCHW maps of the stages in ``out_indices``."""
+        outs: List[torch.Tensor] = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
