@@ -1,0 +1,3 @@
+from .launch import LaunchError
+
+__all__ = ['LaunchError']

@@ -1,0 +1,195 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Config preparation shared by ``tools/train.py`` and ``tools/test.py``.
+
+One launcher serves mmdet, mmseg and mmpretrain configs: the task is read
+from the config's ``default_scope`` and only the few steps that differ
+between the three codebases (result dumping, visualisation switches) are
+looked up per task.
+"""
+import os
+import os.path as osp
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config, ConfigDict
+
+TASKS = ('mmdet', 'mmseg', 'mmpretrain')
+
+
+class LaunchError(RuntimeError):
+    """A command-line or config problem the user has to fix."""
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config file, failing with a short message on a bad path."""
+    if not osp.isfile(path):
+        hint = ''
+        folder = osp.dirname(path) or '.'
+        if osp.isdir(folder):
+            stem = osp.basename(path)[:6]
+            close = sorted(f for f in os.listdir(folder)
+                           if f.endswith('.py') and f.startswith(stem))
+            if close:
+                hint = f' (similar files there: {", ".join(close[:5])})'
+        raise LaunchError(f'config file not found: {path}{hint}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def task_of(cfg: Config) -> str:
+    """The OpenMMLab codebase a config belongs to, from ``default_scope``."""
+    scope = cfg.get('default_scope')
+    if scope not in TASKS:
+        raise LaunchError(
+            f'config default_scope is {scope!r}; SMT-MM launchers support '
+            f'{", ".join(TASKS)}')
+    return scope
+
+
+def set_work_dir(cfg: Config, config_path: str,
+                 work_dir: Optional[str]) -> None:
+    """Command line > config > ./work_dirs/<config name>."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        name = osp.splitext(osp.basename(config_path))[0]
+        cfg.work_dir = osp.join('./work_dirs', name)
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the optimizer wrapper to mixed precision."""
+    wrapper = cfg.optim_wrapper
+    if wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
+        wrapper.type = 'AmpOptimWrapper'
+        wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def enable_auto_scale_lr(cfg: Config) -> None:
+    """Scale the learning rate by actual / ``base_batch_size``."""
+    auto = cfg.get('auto_scale_lr')
+    if not auto or 'base_batch_size' not in auto:
+        raise LaunchError('--auto-scale-lr needs auto_scale_lr = dict('
+                          'base_batch_size=...) in the config')
+    auto.enable = True
+
+
+def set_resume(cfg: Config, resume: Optional[str]) -> None:
+    """``None``: no resume; ``'auto'``: latest checkpoint of the work dir;
+    a path: that checkpoint."""
+    if resume is None:
+        return
+    cfg.resume = True
+    if resume != 'auto':
+        if not osp.isfile(resume):
+            raise LaunchError(f'--resume checkpoint not found: {resume}')
+        cfg.load_from = resume
+
+
+def _replace_types(node, old: str, new: str) -> None:
+    if isinstance(node, dict):
+        if node.get('type') == old:
+            node['type'] = new
+        for value in node.values():
+            _replace_types(value, old, new)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _replace_types(value, old, new)
+
+
+def setup_distributed(cfg: Config, launcher: str) -> None:
+    """Prepare a distributed run; on a machine without GPU use gloo.
+
+    mmengine's ``pytorch`` launcher pins a CUDA device and wraps the model
+    in DDP with ``device_ids``; without a GPU both fail. Here the process
+    group is created with gloo beforehand (so mmengine skips its own set-up),
+    DDP gets ``device_ids=None`` and SyncBN, which needs CUDA, becomes BN.
+    """
+    cfg.launcher = launcher
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    if launcher != 'pytorch':
+        raise LaunchError(f'--launcher {launcher} needs GPUs; on CPU use '
+                          '--launcher pytorch (tools/dist_train.sh)')
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper.device_ids = None
+    cfg.model_wrapper_cfg = wrapper
+    _replace_types(cfg.model, 'SyncBN', 'BN')
+    _replace_types(cfg.model, 'MMSyncBN', 'BN')
+
+
+def innermost_dataset(dataset_cfg: ConfigDict) -> ConfigDict:
+    """The dataset inside wrappers such as RepeatDataset."""
+    while 'dataset' in dataset_cfg:
+        dataset_cfg = dataset_cfg['dataset']
+    return dataset_cfg
+
+
+def enable_tta(cfg: Config) -> None:
+    """Wrap the model in the config's ``tta_model`` and use its
+    ``tta_pipeline`` for the test set."""
+    missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
+    if missing:
+        raise LaunchError(f'--tta needs {" and ".join(missing)} in the '
+                          'config')
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    dataset = innermost_dataset(cfg.test_dataloader.dataset)
+    dataset.pipeline = cfg.tta_pipeline
+    if 'batch_shapes_cfg' in dataset:
+        dataset.batch_shapes_cfg = None
+
+
+def enable_visualization(cfg: Config, task: str, show_dir: Optional[str],
+                         show: bool = False, wait_time: float = 2) -> None:
+    """Draw test predictions, saving them under ``show_dir``."""
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise LaunchError('--show/--show-dir need a visualization hook in '
+                          'default_hooks')
+    if task == 'mmpretrain':
+        hook.update(enable=True, show=show, wait_time=wait_time,
+                    out_dir=show_dir)
+        return
+    hook.update(draw=True, show=show, wait_time=wait_time)
+    if show_dir is None:
+        return
+    if task == 'mmdet':
+        hook.test_out_dir = show_dir
+    else:
+        cfg.visualizer.save_dir = show_dir
+
+
+def add_result_dump(cfg: Config, task: str, out: str):
+    """Make the test run save its raw predictions to ``out``.
+
+    Returns a metric to append to the runner's test evaluator, or None when
+    the config itself was changed (mmseg writes prediction maps to a
+    folder).
+    """
+    if task == 'mmseg':
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True
+        return None
+    if not out.endswith(('.pkl', '.pickle')):
+        raise LaunchError(f'--out must be a .pkl/.pickle file, got {out}')
+    if task == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        return DumpDetResults(out_file_path=out)
+    from mmengine.evaluator import DumpResults
+    return DumpResults(out_file_path=out)
+
+
+def build_runner(cfg: Config):
+    """Build the config's runner (mmengine's Runner unless overridden)."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)

@@ -1,0 +1,73 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Evaluate a checkpoint with any SMT-MM config (mmdet, mmseg, mmpretrain).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
+        [--show] [--show-dir DIR] [--tta] [--cfg-options k=v ...]
+        [--launcher pytorch]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+
+import smt_mm  # noqa: E402,F401  (registers SMT, applies torch compat)
+from smt_mm.utils import launch  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where to save evaluation logs')
+    parser.add_argument(
+        '--out', help='dump predictions: a .pkl file (detection, '
+        'classification) or a folder of prediction maps (segmentation)')
+    parser.add_argument('--show', action='store_true',
+                        help='show predictions in a window')
+    parser.add_argument('--show-dir',
+                        help='save images with predictions drawn here')
+    parser.add_argument('--wait-time', type=float, default=2,
+                        help='seconds each shown image stays')
+    parser.add_argument('--tta', action='store_true',
+                        help='test-time augmentation (tta_model and '
+                        'tta_pipeline of the config)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise launch.LaunchError(f'checkpoint not found: {args.checkpoint}')
+    cfg = launch.load_config(args.config, args.cfg_options)
+    task = launch.task_of(cfg)
+    launch.set_work_dir(cfg, args.config, args.work_dir)
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        launch.enable_visualization(cfg, task, args.show_dir, args.show,
+                                    args.wait_time)
+    if args.tta:
+        launch.enable_tta(cfg)
+    dump = launch.add_result_dump(cfg, task, args.out) if args.out else None
+    launch.setup_distributed(cfg, args.launcher)
+    runner = launch.build_runner(cfg)
+    if dump is not None:
+        runner.test_evaluator.metrics.append(dump)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except launch.LaunchError as err:
+        sys.exit(f'error: {err}')
