@@ -7,14 +7,22 @@ checkpoints that mmengine 0.10.7 itself writes hold a message hub
 rejects, so ``--resume`` and ``load_from`` fail. Instead of switching safe
 loading off, the few plain-data types involved are allow-listed. Nothing here
 lets a checkpoint run code: numpy arrays and scalars are rebuilt from bytes
-and a ``HistoryBuffer`` is restored from its attribute dict.
+and a ``HistoryBuffer`` is restored from its attribute dict. A
+``HistoryBuffer`` also pickles its statistics methods as
+``getattr(HistoryBuffer, 'mean')``; the builtin ``getattr`` would reach any
+attribute, so the name is bound to :func:`_history_buffer_getattr`, which
+resolves those methods and nothing else.
 
 ``apply()`` runs once when ``smt_mm`` is imported.
 """
+import pickle
+
 import numpy as np
 import torch
 
 _applied = False
+# Statistics every HistoryBuffer registers (its class dict fills lazily).
+_DEFAULT_STATISTICS = frozenset({'min', 'max', 'mean', 'current'})
 
 
 def _numpy_safe_globals():
@@ -37,10 +45,25 @@ def _numpy_safe_globals():
     return found
 
 
+def _history_buffer_getattr(owner, name):
+    """``getattr`` limited to the statistics methods of ``HistoryBuffer``."""
+    from mmengine.logging import HistoryBuffer
+    allowed = _DEFAULT_STATISTICS | set(HistoryBuffer._statistics_methods)
+    if owner is HistoryBuffer and name in allowed:
+        return getattr(owner, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({getattr(owner, "__name__", owner)!r}, {name!r}) '
+        'in a checkpoint')
+
+
 def safe_checkpoint_globals():
     """The globals allow-listed for ``torch.load(weights_only=True)``."""
     from mmengine.logging import HistoryBuffer
-    return _numpy_safe_globals() + [HistoryBuffer]
+    return _numpy_safe_globals() + [
+        HistoryBuffer,
+        (_history_buffer_getattr, '__builtin__.getattr'),
+        (_history_buffer_getattr, 'builtins.getattr'),
+    ]
 
 
 def apply():

@@ -42,3 +42,18 @@ def test_code_carrying_pickle_is_refused(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path)
     assert not (tmp_path / 'pwned_by_pickle').exists()
+
+
+class ReachesGetattr:
+    """Pickles as getattr(HistoryBuffer, '__init__'), a non-statistics
+    attribute: the restricted getattr must refuse it."""
+
+    def __reduce__(self):
+        return (getattr, (HistoryBuffer, '__init__'))
+
+
+def test_getattr_is_limited_to_history_buffer_statistics(tmp_path):
+    path = tmp_path / 'probe.pth'
+    torch.save({'x': ReachesGetattr()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
+        torch.load(path)
