@@ -6,6 +6,7 @@
         [--launcher pytorch]
 """
 import argparse
+import json
 import os
 import os.path as osp
 import sys
@@ -26,6 +27,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--out', help='dump predictions: a .pkl file (detection, '
         'classification) or a folder of prediction maps (segmentation)')
+    parser.add_argument('--metrics-out',
+                        help='also write the metrics to this JSON file')
     parser.add_argument('--show', action='store_true',
                         help='show predictions in a window')
     parser.add_argument('--show-dir',
@@ -63,7 +66,11 @@ def main(argv=None):
     runner = launch.build_runner(cfg)
     if dump is not None:
         runner.test_evaluator.metrics.append(dump)
-    return runner.test()
+    metrics = runner.test()
+    if args.metrics_out:
+        with open(args.metrics_out, 'w') as f:
+            json.dump(metrics, f, indent=2, default=float)
+    return metrics
 
 
 if __name__ == '__main__':

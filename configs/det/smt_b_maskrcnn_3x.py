@@ -1,0 +1,7 @@
+# Mask R-CNN + SMT-B, 3x, multi-scale + crop (paper: 49.8 box / 44.0 mask AP).
+_base_ = './smt_t_maskrcnn_3x.py'
+model = dict(
+    backbone=dict(
+        arch='base',
+        drop_path_rate=0.3,
+        init_cfg=dict(checkpoint='checkpoints/smt_base.pth')))

@@ -1,0 +1,7 @@
+# Mask R-CNN + SMT-S, 1x, single scale.
+_base_ = './smt_t_maskrcnn_1x.py'
+model = dict(
+    backbone=dict(
+        arch='small',
+        drop_path_rate=0.2,
+        init_cfg=dict(checkpoint='checkpoints/smt_small.pth')))

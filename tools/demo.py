@@ -1,0 +1,63 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Run a detector on one image and save the drawing (boxes, masks, labels).
+
+    python tools/demo.py IMAGE CONFIG CHECKPOINT --out out.png
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import smt_mm  # noqa: E402,F401
+from smt_mm.utils import launch  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('image', help='image file')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', default='demo.png', help='output image')
+    parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='hide detections scoring below this')
+    return parser.parse_args(argv)
+
+
+def detect_and_draw(args, cfg):
+    import mmcv
+    from mmdet.apis import inference_detector, init_detector
+    from mmdet.registry import VISUALIZERS
+
+    model = init_detector(cfg, args.checkpoint, device=args.device)
+    result = inference_detector(model, args.image)
+    visualizer = VISUALIZERS.build(model.cfg.visualizer)
+    visualizer.dataset_meta = model.dataset_meta
+    image = mmcv.imread(args.image, channel_order='rgb')
+    visualizer.add_datasample(
+        'demo', image, data_sample=result, draw_gt=False, show=False,
+        out_file=args.out, pred_score_thr=args.score_thr)
+    return len(result.pred_instances[
+        result.pred_instances.scores >= args.score_thr])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for path in (args.image, args.checkpoint):
+        if not osp.isfile(path):
+            raise launch.LaunchError(f'file not found: {path}')
+    cfg = launch.load_config(args.config)
+    task = launch.task_of(cfg)
+    if task != 'mmdet':
+        raise launch.LaunchError(f'demo.py draws detections; {args.config} '
+                                 f'is a {task} config')
+    count = detect_and_draw(args, cfg)
+    print(f'{count} objects (score >= {args.score_thr}) drawn to {args.out}')
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except launch.LaunchError as err:
+        sys.exit(f'error: {err}')
