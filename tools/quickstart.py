@@ -1,13 +1,13 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """The main job on an embedded default: no download, CPU, about 10 minutes.
 
-1. writes the synthetic shapes dataset (tools/misc/make_synthetic_coco.py),
+1. writes the synthetic shapes dataset (tools/misc/make_synthetic_data.py),
 2. trains Mask R-CNN + SMT-T on it with tools/train.py,
 3. re-evaluates the saved checkpoint with tools/test.py (mmdet CocoMetric),
 4. draws the predictions on a validation image with tools/demo.py,
 5. checks the metrics against the bar that shows learning happened.
 
-    python tools/quickstart.py [--work-dir DIR] [--launcher-gpus N]
+    python tools/quickstart.py [--work-dir DIR] [--nproc N]
 """
 import argparse
 import json
@@ -42,11 +42,15 @@ def main(argv=None):
 
     if not osp.isfile(osp.join(REPO, DATA, 'annotations',
                                'instances_val.json')):
-        run(py, 'tools/misc/make_synthetic_coco.py', DATA)
+        run(py, 'tools/misc/make_synthetic_data.py', 'coco', DATA)
     if args.nproc > 1:
+        # Same global batch as one process: split the 4 images per step.
         os.environ['PYTHON'] = py
+        per_process = ['--cfg-options',
+                       f'train_dataloader.batch_size={4 // args.nproc}',
+                       *args.cfg_options]
         run('bash', 'tools/dist_train.sh', CONFIG, str(args.nproc),
-            '--work-dir', work_dir, *options)
+            '--work-dir', work_dir, *per_process)
     else:
         run(py, 'tools/train.py', CONFIG, '--work-dir', work_dir, *options)
     with open(osp.join(REPO, work_dir, 'last_checkpoint')) as f:

@@ -7,13 +7,10 @@
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from mmengine.config import DictAction  # noqa: E402
 
 import smt_mm  # noqa: E402,F401  (registers SMT, applies torch compat)
 from smt_mm.utils import launch  # noqa: E402
@@ -38,14 +35,8 @@ def parse_args(argv=None):
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (tta_model and '
                         'tta_pipeline of the config)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'])
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    launch.add_common_args(parser)
+    return launch.parse_launcher_args(parser, argv)
 
 
 def main(argv=None):

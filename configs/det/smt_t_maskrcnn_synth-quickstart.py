@@ -1,5 +1,5 @@
 # Quickstart: Mask R-CNN + SMT-T trained from scratch on the synthetic shapes
-# dataset (tools/misc/make_synthetic_coco.py) on CPU in minutes. The heads are
+# dataset (tools/misc/make_synthetic_data.py coco) on CPU in minutes. The heads are
 # slimmed and proposals cut so a CPU iteration stays well under a second;
 # evaluation is mmdet's real CocoMetric (bbox + segm).
 _base_ = './smt_t_maskrcnn_1x.py'

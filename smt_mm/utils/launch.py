@@ -21,6 +21,24 @@ class LaunchError(RuntimeError):
     """A command-line or config problem the user has to fix."""
 
 
+def add_common_args(parser) -> None:
+    """Arguments every launcher shares: config overrides and launcher."""
+    from mmengine.config import DictAction
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_launcher_args(parser, argv=None):
+    """Parse ``argv``; keep ``LOCAL_RANK`` for launchers that pass
+    ``--local-rank`` instead of setting it."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read a config file, failing with a short message on a bad path."""
     if not osp.isfile(path):

@@ -1,0 +1,7 @@
+# UPerNet + SMT-B, ADE20K 512x512, 160k (paper: 49.6 mIoU ss / 50.6 ms).
+_base_ = './_base_/smt_seg.py'
+model = dict(
+    backbone=dict(
+        arch='base',
+        drop_path_rate=0.3,
+        init_cfg=dict(checkpoint='checkpoints/smt_base.pth')))

@@ -1,0 +1,60 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Print the parameters and FLOPs of a config's model at an input size.
+
+    python tools/analysis/get_flops.py CONFIG [--shape H [W]]
+
+FLOPs count one multiply-add as one FLOP (mmengine/fvcore convention) and
+are given with and without the attention matmuls (q @ k^T, attn @ v): the
+SMT paper leaves those out.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+
+import smt_mm  # noqa: E402,F401
+from smt_mm.utils import launch  # noqa: E402
+from smt_mm.utils.complexity import count_complexity  # noqa: E402
+
+
+def build_model(cfg, task):
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import DefaultScope, MODELS
+    backbone = cfg.model.get('backbone', {})
+    if isinstance(backbone.get('init_cfg'), dict):
+        backbone.init_cfg = None  # sizes need no pretrained file
+    with DefaultScope.overwrite_default_scope(task):
+        model = MODELS.build(cfg.model)
+    return revert_sync_batchnorm(model)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('--shape', type=int, nargs='+', default=None,
+                        help='input H [W]; default 224 (cls), 512x512 '
+                        '(seg), 1280x800 (det)')
+    args = parser.parse_args(argv)
+    cfg = launch.load_config(args.config)
+    task = launch.task_of(cfg)
+    default = {'mmpretrain': (224, 224), 'mmseg': (512, 512),
+               'mmdet': (800, 1280)}[task]
+    shape = default if args.shape is None else (
+        args.shape * 2 if len(args.shape) == 1 else args.shape)[:2]
+    result = count_complexity(build_model(cfg, task), task, tuple(shape))
+    print(f'config: {args.config}')
+    print(f'input: 3x{shape[0]}x{shape[1]}')
+    print(f'params: {result["params"] / 1e6:.2f} M')
+    print(f'FLOPs (with attention matmuls): {result["flops"] / 1e9:.2f} G')
+    print(f'FLOPs (paper convention, without): '
+          f'{result["flops_without_attn_matmul"] / 1e9:.2f} G')
+    return result
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except launch.LaunchError as err:
+        sys.exit(f'error: {err}')
