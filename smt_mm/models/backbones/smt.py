@@ -19,6 +19,8 @@ from mmengine.model.weight_init import constant_init, normal_init, trunc_normal_
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..utils import load_pretrained_backbone
+
 # Layer norm epsilons of the reference model: patch embeddings use PyTorch's
 # default, blocks and stage outputs use 1e-6.
 BLOCK_NORM_EPS = 1e-6
@@ -421,7 +423,6 @@ class SMT(BaseModule):
         """Load a pretrained checkpoint strictly, or initialise as the
         reference implementation does (truncated normal linears, fan-out
         normal convs counting groups, unit norms)."""
-        from smt_mm.models.utils import load_pretrained_backbone
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
             load_pretrained_backbone(
