@@ -1,5 +1,6 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""Run a detector on one image and save the drawing (boxes, masks, labels).
+"""Run a model on one image and save the drawing: boxes, masks and labels
+for detection configs, a class overlay for segmentation configs.
 
     python tools/demo.py IMAGE CONFIG CHECKPOINT --out out.png
 """
@@ -42,6 +43,23 @@ def detect_and_draw(args, cfg):
         result.pred_instances.scores >= args.score_thr])
 
 
+def segment_and_draw(args, cfg):
+    import mmcv
+    from mmseg.apis import inference_model, init_model
+    from mmseg.registry import VISUALIZERS
+
+    model = init_model(cfg, args.checkpoint, device=args.device)
+    result = inference_model(model, args.image)
+    visualizer = VISUALIZERS.build(model.cfg.visualizer)
+    visualizer.dataset_meta = model.dataset_meta
+    visualizer.alpha = 0.5  # keep the image visible under the classes
+    image = mmcv.imread(args.image, channel_order='rgb')
+    visualizer.add_datasample(
+        'demo', image, data_sample=result, draw_gt=False, show=False,
+        out_file=args.out, with_labels=True)
+    return len(result.pred_sem_seg.data.unique())
+
+
 def main(argv=None):
     args = parse_args(argv)
     for path in (args.image, args.checkpoint):
@@ -49,11 +67,16 @@ def main(argv=None):
             raise launch.LaunchError(f'file not found: {path}')
     cfg = launch.load_config(args.config)
     task = launch.task_of(cfg)
-    if task != 'mmdet':
-        raise launch.LaunchError(f'demo.py draws detections; {args.config} '
-                                 f'is a {task} config')
-    count = detect_and_draw(args, cfg)
-    print(f'{count} objects (score >= {args.score_thr}) drawn to {args.out}')
+    if task == 'mmdet':
+        count = detect_and_draw(args, cfg)
+        print(f'{count} objects (score >= {args.score_thr}) drawn to '
+              f'{args.out}')
+    elif task == 'mmseg':
+        count = segment_and_draw(args, cfg)
+        print(f'{count} classes drawn to {args.out}')
+    else:
+        raise launch.LaunchError(f'demo.py draws detection and segmentation '
+                                 f'results; {args.config} is a {task} config')
 
 
 if __name__ == '__main__':
