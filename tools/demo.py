@@ -80,7 +80,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except launch.LaunchError as err:
-        sys.exit(f'error: {err}')
+    launch.run_cli(main)

@@ -39,6 +39,16 @@ def parse_launcher_args(parser, argv=None):
     return args
 
 
+def run_cli(main) -> None:
+    """Run a tool's ``main``; a :class:`LaunchError` becomes one line on
+    stderr and exit status 1 instead of a traceback."""
+    import sys
+    try:
+        main()
+    except LaunchError as err:
+        sys.exit(f'error: {err}')
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read a config file, failing with a short message on a bad path."""
     if not osp.isfile(path):
@@ -106,9 +116,10 @@ def set_resume(cfg: Config, resume: Optional[str]) -> None:
         cfg.load_from = resume
 
 
-def _replace_types(node, old: str, new: str) -> None:
+def _replace_types(node, old: frozenset, new: str) -> None:
+    """Set ``type=new`` in every nested dict whose type is in ``old``."""
     if isinstance(node, dict):
-        if node.get('type') == old:
+        if node.get('type') in old:
             node['type'] = new
         for value in node.values():
             _replace_types(value, old, new)
@@ -139,8 +150,7 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper.device_ids = None
     cfg.model_wrapper_cfg = wrapper
-    _replace_types(cfg.model, 'SyncBN', 'BN')
-    _replace_types(cfg.model, 'MMSyncBN', 'BN')
+    _replace_types(cfg.model, frozenset({'SyncBN', 'MMSyncBN'}), 'BN')
 
 
 def innermost_dataset(dataset_cfg: ConfigDict) -> ConfigDict:

@@ -16,7 +16,6 @@ import cv2
 import numpy as np
 
 CLASSES = ('ground', 'disc', 'stripes', 'checker')
-PALETTE = [(120, 120, 80), (220, 20, 60), (0, 128, 255), (250, 170, 30)]
 
 
 def _texture(rng, kind: str, height: int, width: int) -> np.ndarray:
@@ -62,10 +61,9 @@ def _region_mask(rng, kind: str, height: int, width: int) -> np.ndarray:
 def _draw_sample(rng, height: int, width: int):
     image = _texture(rng, 'ground', height, width)
     label = np.ones((height, width), np.uint8)  # ground = class 0 -> 1
-    kinds = list(CLASSES[1:])
+    kinds = CLASSES[1:]
     for _ in range(rng.randint(1, 4)):
-        index = rng.randint(len(kinds))
-        kind = kinds[index]
+        kind = kinds[rng.randint(len(kinds))]
         mask = _region_mask(rng, kind, height, width)
         image[mask] = _texture(rng, kind, height, width)[mask]
         label[mask] = CLASSES.index(kind) + 1
