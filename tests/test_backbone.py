@@ -31,6 +31,20 @@ def test_output_shapes_strides_and_channels():
         (1, 64, 56, 40), (1, 128, 28, 20), (1, 256, 14, 10), (1, 512, 7, 5)]
 
 
+def test_outputs_are_nchw_contiguous_for_mmcv_ops():
+    # mmcv's RoIAlign reads raw NCHW memory: on a channels-last view it
+    # returns wrong features without any error (it froze Mask R-CNN's RoI
+    # heads at chance level).
+    from mmcv.ops import roi_align
+    from torchvision.ops import roi_align as stride_aware_roi_align
+    outs = SMT(MINI_ARCH).eval()(torch.rand(1, 3, 64, 96))
+    assert all(o.is_contiguous() for o in outs)
+    rois = torch.tensor([[0., 2., 3., 12., 10.]])
+    pooled = roi_align(outs[0], rois, (7, 7), 1.0, 2, 'avg', True)
+    expected = stride_aware_roi_align(outs[0], rois, (7, 7), 1.0, 2, True)
+    torch.testing.assert_close(pooled, expected)
+
+
 @pytest.mark.parametrize('size', [(32, 32), (33, 47), (65, 31 + 2)])
 def test_small_and_odd_inputs(size):
     model = SMT(MINI_ARCH).eval()

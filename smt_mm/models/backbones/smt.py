@@ -465,5 +465,8 @@ class SMT(BaseModule):
         for i, stage in enumerate(self.stages):
             x = stage(x)
             if i in self.out_indices:
-                outs.append(x)
+                # The stage map is a channels-last view; mmcv ops such as
+                # RoIAlign index raw NCHW memory and silently read garbage
+                # from it, so hand downstream modules contiguous NCHW maps.
+                outs.append(x.contiguous())
         return tuple(outs)
