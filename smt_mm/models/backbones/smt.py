@@ -335,8 +335,9 @@ class SMT(BaseModule):
         self.norm_eval = norm_eval
 
         total_depth = sum(s['depths'])
-        dpr = [float(r) for r in torch.linspace(0, drop_path_rate,
-                                                total_depth)]
+        # on the CPU explicitly, so the model can be built on the meta device
+        dpr = torch.linspace(0, drop_path_rate, total_depth,
+                             device='cpu').tolist()
         layer_scale = s['layerscale_value'] if s['use_layerscale'] else 0.
         self.stages = ModuleList()
         prev_dims = in_channels

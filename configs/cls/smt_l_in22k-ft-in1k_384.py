@@ -1,0 +1,40 @@
+# SMT-L fine-tuned from ImageNet-22K to ImageNet-1K at 384x384: as the 224
+# fine-tune with lr 2e-5 per 512 images; testing resizes straight to 384x384
+# (no centre crop). SMT has no position embedding: nothing to interpolate.
+_base_ = ['./smt_l_in22k-ft-in1k_224.py']
+
+bgr_mean = [103.53, 116.28, 123.675]
+bgr_std = [57.375, 57.12, 58.395]
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=384, backend='pillow',
+         interpolation='bicubic'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandAugment', policies='timm_increasing', num_policies=2,
+         total_level=10, magnitude_level=9, magnitude_std=0.5,
+         hparams=dict(pad_val=[round(x) for x in bgr_mean],
+                      interpolation='bicubic')),
+    dict(type='RandomErasing', erase_prob=0.25, mode='rand',
+         min_area_ratio=0.02, max_area_ratio=1 / 3, fill_color=bgr_mean,
+         fill_std=bgr_std),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=384, backend='pillow', interpolation='bicubic'),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+max_epochs = 30
+warmup_epochs = 5
+lr = 2e-5 * 1024 / 512
+optim_wrapper = dict(optimizer=dict(lr=lr))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
+         end=warmup_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=lr * 1e-3, by_epoch=True,
+         begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
+]

@@ -1,0 +1,137 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Convert an official SMT release file into a checkpoint of this toolkit.
+
+    python tools/convert_official.py SRC DST [--arch NAME|JSON | --config CFG]
+        [--head-rows FILE] [--overwrite]
+
+SRC is one of the official ImageNet files (smt_tiny.pth ... smt_large_22k.pth,
+state dict under ``model``). DST holds ``backbone.*`` and ``head.fc.*`` under
+``state_dict``, which ``tools/test.py configs/cls/<config>.py DST`` loads.
+The file is read with ``torch.load(weights_only=True)``: a file that would
+run code when unpickled is refused. The architecture is the given one
+(``--arch``, or the backbone of ``--config``) or else the preset the weights
+fit; a mismatch is an error naming the keys and shapes that differ.
+``--head-rows`` keeps the classifier rows listed in a text file (one integer
+per line), e.g. the ImageNet-1K classes of the 21,841-class L head.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import tempfile
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import torch  # noqa: E402
+
+import smt_mm  # noqa: E402,F401  (torch compat for weights_only loading)
+from smt_mm.models.utils import (CheckpointMismatchError,  # noqa: E402
+                                 convert_official_checkpoint)
+from smt_mm.utils import launch  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('src', help='official release file')
+    parser.add_argument('dst', help='converted checkpoint to write')
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument('--arch', help="preset name ('tiny' ... 'large') or "
+                       'a JSON dict of official constructor names')
+    which.add_argument('--config', help='take the arch (and number of '
+                       'classes, checked) from this config')
+    parser.add_argument('--head-rows', help='text file of classifier rows '
+                        'to keep, one integer per line')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace DST if it exists')
+    return parser.parse_args(argv)
+
+
+def parse_arch(text):
+    if text is None or not text.lstrip().startswith('{'):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise launch.LaunchError(f'--arch is not valid JSON: {err}')
+
+
+def config_model(path):
+    """(backbone arch, head num_classes or None) of a config."""
+    model = launch.load_config(path).model
+    return model.backbone.get('arch', 'tiny'), \
+        model.get('head', {}).get('num_classes')
+
+
+def read_rows(path):
+    try:
+        with open(path) as f:
+            return [int(line) for line in f if line.strip()]
+    except (OSError, ValueError) as err:
+        raise launch.LaunchError(f'--head-rows {path}: {err}')
+
+
+def load_release_file(path):
+    if not osp.isfile(path):
+        raise launch.LaunchError(f'checkpoint file not found: {path}')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # torch raises several types for bad files
+        first_line = str(err).strip().splitlines()[0] if str(err) else ''
+        raise launch.LaunchError(
+            f'{path} cannot be read as a weights-only checkpoint (refused: '
+            f'truncated, not a checkpoint, or would run code when '
+            f'unpickled): {type(err).__name__}: {first_line}')
+
+
+def save_atomically(obj, path):
+    """Write to a temporary file beside ``path``, then rename: a crash
+    never leaves a partial DST."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.part')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if osp.abspath(args.src) == osp.abspath(args.dst):
+        raise launch.LaunchError('DST must differ from SRC (the release '
+                                 'file is never overwritten)')
+    if osp.exists(args.dst) and not args.overwrite:
+        raise launch.LaunchError(f'{args.dst} exists; pass --overwrite to '
+                                 'replace it')
+    arch, num_classes = parse_arch(args.arch), None
+    if args.config:
+        arch, num_classes = config_model(args.config)
+    rows = read_rows(args.head_rows) if args.head_rows else None
+    checkpoint = load_release_file(args.src)
+    try:
+        state_dict, meta = convert_official_checkpoint(
+            checkpoint, arch, rows, source=args.src)
+    except (CheckpointMismatchError, ValueError, TypeError) as err:
+        raise launch.LaunchError(str(err))
+    if num_classes is not None and meta['num_classes'] not in (
+            0, num_classes):
+        raise launch.LaunchError(
+            f'{args.src} has a {meta["num_classes"]}-class head but '
+            f'{args.config} expects {num_classes} classes'
+            + ('' if rows else ' (select rows with --head-rows)'))
+    meta.update(converted_from=osp.basename(args.src),
+                smt_mm_version=smt_mm.__version__)
+    save_atomically(dict(meta=meta, state_dict=state_dict), args.dst)
+    print(f'{args.src} -> {args.dst}: arch {meta["arch"]!r}, '
+          f'{len(state_dict)} tensors, '
+          f'{meta["num_classes"] or "no"}-class head')
+
+
+if __name__ == '__main__':
+    launch.run_cli(main)
