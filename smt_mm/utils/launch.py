@@ -67,9 +67,15 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
             if close:
                 hint = f' (similar files there: {", ".join(close[:5])})'
         raise LaunchError(f'config file not found: {path}{hint}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    try:
+        cfg = Config.fromfile(path)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+    except (TypeError, KeyError, ValueError, SyntaxError, NameError) as err:
+        # mmengine's own message (e.g. which key cannot inherit from its
+        # base) is the useful part; its traceback is config-parser internals.
+        raise LaunchError(f'cannot read config {path}: '
+                          f'{type(err).__name__}: {err}') from None
     return cfg
 
 
