@@ -47,6 +47,7 @@ def main(argv=None):
     task = launch.task_of(cfg)
     launch.set_work_dir(cfg, args.config, args.work_dir)
     cfg.load_from = args.checkpoint
+    launch.check_datasets(cfg, 'test_dataloader')
     if args.show or args.show_dir:
         launch.enable_visualization(cfg, task, args.show_dir, args.show,
                                     args.wait_time)

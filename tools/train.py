@@ -40,6 +40,8 @@ def main(argv=None):
     if args.auto_scale_lr:
         launch.enable_auto_scale_lr(cfg)
     launch.set_resume(cfg, args.resume)
+    launch.check_datasets(cfg, 'train_dataloader', *(
+        ['val_dataloader'] if cfg.get('val_cfg') else []))
     launch.setup_distributed(cfg, args.launcher)
     runner = launch.build_runner(cfg)
     runner.train()

@@ -6,6 +6,8 @@ from the config's ``default_scope`` and only the few steps that differ
 between the three codebases (result dumping, visualisation switches) are
 looked up per task.
 """
+import glob
+import logging
 import os
 import os.path as osp
 from typing import Optional
@@ -14,10 +16,12 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
 
+from smt_mm.errors import SMTError
+
 TASKS = ('mmdet', 'mmseg', 'mmpretrain')
 
 
-class LaunchError(RuntimeError):
+class LaunchError(SMTError, RuntimeError):
     """A command-line or config problem the user has to fix."""
 
 
@@ -40,13 +44,15 @@ def parse_launcher_args(parser, argv=None):
 
 
 def run_cli(main) -> None:
-    """Run a tool's ``main``; a :class:`LaunchError` becomes one line on
-    stderr and exit status 1 instead of a traceback."""
+    """Run a tool's ``main``; an :class:`~smt_mm.errors.SMTError` (bad
+    argument, config, data or checkpoint) becomes one line on stderr and exit
+    status 1 instead of a traceback through mmengine's runner."""
     import sys
     try:
         main()
-    except LaunchError as err:
-        sys.exit(f'error: {err}')
+    except SMTError as err:
+        message = ' '.join(str(err).split())  # one line, whatever it quotes
+        sys.exit(f'error: {message}')
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
@@ -61,9 +67,15 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
             if close:
                 hint = f' (similar files there: {", ".join(close[:5])})'
         raise LaunchError(f'config file not found: {path}{hint}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    try:
+        cfg = Config.fromfile(path)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+    except (TypeError, KeyError, ValueError, SyntaxError, NameError) as err:
+        # mmengine's own message (e.g. which key cannot inherit from its
+        # base) is the useful part; its traceback is config-parser internals.
+        raise LaunchError(f'cannot read config {path}: '
+                          f'{type(err).__name__}: {err}') from None
     return cfg
 
 
@@ -114,6 +126,43 @@ def set_resume(cfg: Config, resume: Optional[str]) -> None:
         if not osp.isfile(resume):
             raise LaunchError(f'--resume checkpoint not found: {resume}')
         cfg.load_from = resume
+        return
+    latest = latest_complete_checkpoint(cfg.work_dir)
+    if latest is not None:
+        cfg.load_from = latest
+
+
+def latest_complete_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` continues from: the one named in the
+    work dir's ``last_checkpoint`` if it is complete, else the newest
+    complete ``*.pth`` there; None when there is none.
+
+    Checkpoints written through SMT-MM are replaced atomically, but the
+    pointer file is written in place by mmengine, and older runs or other
+    tools may have left a truncated file: neither should stop a resume.
+    """
+    from mmengine.logging import print_log
+
+    from smt_mm.safe_io import is_complete_checkpoint
+    if not osp.isdir(work_dir):
+        return None
+    named = None
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip() or None
+        if named and is_complete_checkpoint(named):
+            return named
+    found = sorted(glob.glob(osp.join(work_dir, '*.pth')),
+                   key=osp.getmtime, reverse=True)
+    for path in found:
+        if is_complete_checkpoint(path):
+            if named:
+                print_log(f'--resume: {named} (from last_checkpoint) is '
+                          f'missing or incomplete; resuming from {path}',
+                          logger='current', level=logging.WARNING)
+            return path
+    return None
 
 
 def _replace_types(node, old: frozenset, new: str) -> None:
@@ -214,10 +263,62 @@ def add_result_dump(cfg: Config, task: str, out: str):
     return DumpResults(out_file_path=out)
 
 
+def check_datasets(cfg: Config, *splits: str) -> None:
+    """Fail early, naming the path, when a dataset's annotation file or
+    image folder is missing or empty.
+
+    Without this the run builds the whole model first and then fails inside
+    a dataset or a data worker with a long traceback. ``splits`` are
+    dataloader names such as ``'train_dataloader'``; absent ones and remote
+    paths (``s3://``...) are skipped.
+    """
+    for split in splits:
+        loader = cfg.get(split)
+        if not loader or 'dataset' not in loader:
+            continue
+        for problem in _dataset_problems(innermost_dataset(loader.dataset)):
+            raise LaunchError(f'{split}.dataset: {problem}')
+
+
+def _dataset_problems(dataset: ConfigDict):
+    root = dataset.get('data_root') or ''
+    if '://' in str(root):
+        return
+    if root and not osp.isdir(root):
+        yield f'data_root folder not found: {root}'
+        return
+    ann_file = dataset.get('ann_file')
+    if ann_file:
+        path = osp.join(root, ann_file)
+        if not osp.isfile(path):
+            yield f'annotation file not found: {path}'
+    prefix = dataset.get('data_prefix') or {}
+    folders = prefix.values() if isinstance(prefix, dict) else [prefix]
+    for folder in folders:
+        if not isinstance(folder, str) or not folder or '://' in folder:
+            continue
+        path = osp.join(root, folder)
+        if not osp.isdir(path):
+            yield f'data folder not found: {path}'
+        elif not any(os.scandir(path)):
+            yield f'data folder is empty: {path}'
+
+
+def add_reseed_hook(cfg: Config) -> None:
+    """Make training repeatable across ``--resume`` (see
+    :class:`smt_mm.engine.RNGReseedHook`) unless the config has the hook."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'RNGReseedHook' for h in hooks):
+        hooks.append(dict(type='RNGReseedHook'))
+    cfg.custom_hooks = hooks
+
+
 def build_runner(cfg: Config):
-    """Build the config's runner (mmengine's Runner unless overridden)."""
+    """Build the config's runner (mmengine's Runner unless overridden),
+    with :class:`~smt_mm.engine.RNGReseedHook` added."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    add_reseed_hook(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

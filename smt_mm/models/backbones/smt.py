@@ -19,6 +19,7 @@ from mmengine.model.weight_init import constant_init, normal_init, trunc_normal_
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from smt_mm.errors import SMTConfigError, SMTConfigTypeError
 from ..utils import load_pretrained_backbone
 
 # Layer norm epsilons of the reference model: patch embeddings use PyTorch's
@@ -315,6 +316,10 @@ class SMT(BaseModule):
                       'sa_num_heads', 'ca_attentions')
     # The stage whose blocks alternate SAM and MSA in the reference model.
     hybrid_stage = 2
+    # Smallest input side: the total stride, so that the last stage's map
+    # still covers a whole stride-32 cell (the architecture's stated input
+    # range; smaller inputs only run on padding).
+    min_input_size = 32
 
     def __init__(self,
                  arch: Union[str, Dict] = 'tiny',
@@ -378,24 +383,25 @@ class SMT(BaseModule):
         if isinstance(arch, str):
             key = arch.lower()
             if key not in cls.arch_zoo:
-                raise ValueError(
+                raise SMTConfigError(
                     f'SMT: unknown arch {arch!r}; valid names are '
                     f'{sorted(cls.arch_zoo)} or a dict of settings')
             return deepcopy(cls.arch_zoo[key])
         if not isinstance(arch, dict):
-            raise TypeError(f'SMT: arch must be a str or a dict, '
-                            f'got {type(arch).__name__}')
+            raise SMTConfigTypeError(f'SMT: arch must be a str or a dict, '
+                                     f'got {type(arch).__name__}')
         valid = cls.arch_zoo['tiny'].keys()
         unknown = sorted(set(arch) - set(valid))
         if unknown:
-            raise ValueError(f'SMT: unknown arch key(s) {unknown}; valid keys '
-                             f'are {sorted(valid)}')
+            raise SMTConfigError(f'SMT: unknown arch key(s) {unknown}; '
+                                 f'valid keys are {sorted(valid)}')
         settings = deepcopy(cls.arch_zoo['tiny'])
         settings.update(deepcopy(dict(arch)))
         lengths = {k: len(settings[k]) for k in cls.per_stage_keys}
         if len(set(lengths.values())) != 1:
-            raise ValueError('SMT: per-stage arch settings must have one '
-                             f'entry per stage, got lengths {lengths}')
+            raise SMTConfigError('SMT: per-stage arch settings must have '
+                                 f'one entry per stage, got lengths '
+                                 f'{lengths}')
         return settings
 
     def _check_out_indices(self, out_indices) -> Tuple[int, ...]:
@@ -404,15 +410,26 @@ class SMT(BaseModule):
         checked = []
         for index in out_indices:
             if not -self.num_stages <= index < self.num_stages:
-                raise ValueError(
+                raise SMTConfigError(
                     f'SMT: out_indices entry {index} is out of range; valid '
                     f'entries are -{self.num_stages}..{self.num_stages - 1}')
             checked.append(index % self.num_stages)
         return tuple(checked)
 
+    def _check_input_size(self, x: torch.Tensor) -> None:
+        if x.dim() != 4:
+            raise SMTConfigError(f'SMT: expected a 4-D (N, C, H, W) input, '
+                                 f'got shape {tuple(x.shape)}')
+        height, width = x.shape[-2:]
+        if min(height, width) < self.min_input_size:
+            raise SMTConfigError(
+                f'SMT: input {height}x{width} (HxW) is smaller than the '
+                f'minimum {self.min_input_size}x{self.min_input_size}; '
+                'resize or pad the images to at least that size')
+
     def _check_frozen_stages(self, frozen_stages: int) -> int:
         if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(
+            raise SMTConfigError(
                 f'SMT: frozen_stages={frozen_stages} is out of range; valid '
                 f'values are -1..{self.num_stages} (0 or -1: none frozen)')
         return max(frozen_stages, 0)
@@ -462,6 +479,7 @@ class SMT(BaseModule):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return the NCHW maps of the stages in ``out_indices``."""
+        self._check_input_size(x)
         outs: List[torch.Tensor] = []
         for i, stage in enumerate(self.stages):
             x = stage(x)

@@ -1,0 +1,152 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Every way the toolkit loads a checkpoint refuses a code-carrying pickle
+with one clear error, and still loads release and toolkit checkpoints."""
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer, MessageHub
+from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
+
+from conftest import REPO, write_tiny_det_config
+from smt_mm.models import SMT
+from smt_mm.utils import CheckpointLoadError, UnsafeCheckpointError, safe_load
+
+TINY_ARCH = dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 1, 1])
+
+
+class RunsCommand:
+    """Unpickling this runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+@pytest.fixture
+def evil(tmp_path):
+    """(path of a malicious .pth, marker file its unpickling would create)"""
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'w': torch.ones(1)},
+                'meta': RunsCommand(marker)}, path)
+    return str(path), marker
+
+
+def test_payload_is_real_when_loaded_unsafely(evil, monkeypatch):
+    """Control: the fixture's file does run its command when unpickled
+    fully, so the tests below show a refusal, not a dud payload."""
+    path, marker = evil
+    monkeypatch.setenv('SMT_MM_UNSAFE_LOAD', '1')
+    safe_load(path)
+    assert marker.exists()
+
+
+def test_safe_load_refuses_code(evil, tmp_path):
+    path, marker = evil
+    with pytest.raises(UnsafeCheckpointError) as err:
+        safe_load(path)
+    message = str(err.value)
+    assert path in message and 'for safety' in message
+    assert 'posix.system' in message and '\n' not in message
+    # The old pickle format (no zip container) is refused too.
+    legacy = tmp_path / 'legacy.pth'
+    with open(legacy, 'wb') as f:
+        pickle.dump({'model': RunsCommand(marker)}, f, protocol=2)
+    with pytest.raises(UnsafeCheckpointError):
+        safe_load(str(legacy))
+    assert not marker.exists()
+
+
+def test_torch_env_cannot_switch_safe_loading_off(evil, monkeypatch):
+    """torch honours TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD when a caller (such
+    as mmengine's own loader) leaves ``weights_only`` unset."""
+    path, marker = evil
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    for load in (lambda: safe_load(path),
+                 lambda: CheckpointLoader.load_checkpoint(path)):
+        with pytest.raises(UnsafeCheckpointError):
+            load()
+    assert not marker.exists()
+
+
+def test_mmengine_loaders_refuse_code(evil):
+    """load_from, runner.resume and init_cfg Pretrained all go through
+    mmengine's CheckpointLoader."""
+    path, marker = evil
+    model = torch.nn.Linear(1, 1)
+    with pytest.raises(UnsafeCheckpointError):
+        load_checkpoint(model, path)
+    backbone = SMT(TINY_ARCH, init_cfg=dict(type='Pretrained',
+                                            checkpoint=path))
+    with pytest.raises(UnsafeCheckpointError):
+        backbone.init_weights()
+    assert not marker.exists()
+
+
+def test_release_and_toolkit_checkpoints_still_load(fixtures_dir, tmp_path):
+    official = osp.join(fixtures_dir, 'smt_tiny_official.pth')
+    assert 'model' in safe_load(official)
+    hub = MessageHub.get_instance('test_safety')
+    hub.update_scalar('train/loss', np.float32(0.25))
+    path = tmp_path / 'epoch_1.pth'
+    torch.save(dict(meta=dict(epoch=1, seed=np.int64(0),
+                              buf=HistoryBuffer([1.0], [1])),
+                    message_hub=hub.state_dict(),
+                    state_dict={'backbone.w': torch.ones(2)}), path)
+    loaded = CheckpointLoader.load_checkpoint(str(path))
+    assert loaded['meta']['seed'] == 0
+    assert loaded['message_hub']['log_scalars']['train/loss'].current() \
+        == np.float32(0.25)
+
+
+def test_missing_and_corrupt_files_name_the_file(tmp_path):
+    missing = str(tmp_path / 'nope.pth')
+    with pytest.raises(CheckpointLoadError, match='not found: .*nope.pth'):
+        safe_load(missing)
+    good = tmp_path / 'good.pth'
+    torch.save({'w': torch.ones(1000)}, good)
+    cases = {'truncated.pth': good.read_bytes()[:2000], 'empty.pth': b'',
+             'text.pth': b'not a checkpoint at all'}
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(CheckpointLoadError) as err:
+            safe_load(str(path))
+        assert str(path) in str(err.value)
+        assert 'the file is truncated' in str(err.value)
+
+
+def run_cli(args):
+    proc = subprocess.run([sys.executable] + args, cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr, proc.stderr
+
+
+@pytest.mark.slow
+def test_tools_refuse_code_with_one_line(evil, tmp_path):
+    """tools/train.py --resume, load_from and tools/test.py CHECKPOINT."""
+    path, marker = evil
+    config = write_tiny_det_config(tmp_path / 'data', num_train=2)
+    work = str(tmp_path / 'work')
+    runs = [
+        ['tools/train.py', config, '--work-dir', work, '--resume', path],
+        ['tools/train.py', config, '--work-dir', work, '--cfg-options',
+         f'load_from={path}'],
+        ['tools/test.py', config, path, '--work-dir', work],
+    ]
+    for args in runs:
+        rc, output, stderr = run_cli(args)
+        assert rc == 1, output[-3000:]
+        assert 'Traceback' not in output
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith(f'error: refused to load checkpoint {path} '
+                               'for safety'), last
+    assert not marker.exists()
