@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
 
+from .package import drop_package_scope
+
 TASKS = ('mmdet', 'mmseg', 'mmpretrain')
 
 
@@ -50,7 +52,11 @@ def run_cli(main) -> None:
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read a config file, failing with a short message on a bad path."""
+    """Read a config file, failing with a short message on a bad path.
+
+    Configs may inherit ours as ``smt_mm::det/...`` (see
+    :mod:`smt_mm.utils.package`).
+    """
     if not osp.isfile(path):
         hint = ''
         folder = osp.dirname(path) or '.'
@@ -61,7 +67,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
             if close:
                 hint = f' (similar files there: {", ".join(close[:5])})'
         raise LaunchError(f'config file not found: {path}{hint}')
-    cfg = Config.fromfile(path)
+    cfg = drop_package_scope(Config.fromfile(path))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
