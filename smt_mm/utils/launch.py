@@ -245,10 +245,30 @@ def add_result_dump(cfg: Config, task: str, out: str):
     return DumpResults(out_file_path=out)
 
 
+def add_tensorboard_backend(cfg: Config) -> bool:
+    """Log to TensorBoard too when the ``tensorboard`` package is there.
+
+    Configs cannot probe for optional packages, so they list only
+    ``LocalVisBackend``; returns whether a backend was added.
+    """
+    import importlib.util
+    visualizer = cfg.get('visualizer')
+    if not visualizer or importlib.util.find_spec('tensorboard') is None:
+        return False
+    backends = list(visualizer.get('vis_backends') or [])
+    if any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        return False
+    visualizer.vis_backends = backends + [
+        ConfigDict(type='TensorboardVisBackend')]
+    return True
+
+
 def build_runner(cfg: Config):
-    """Build the config's runner (mmengine's Runner unless overridden)."""
+    """Build the config's runner (mmengine's Runner unless overridden),
+    logging to TensorBoard as well where it is installed."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    add_tensorboard_backend(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
