@@ -33,7 +33,8 @@ def fake_srun(tmp_path, script, *args, **env):
     proc = subprocess.run(['bash', f'tools/{script}', *args], cwd=REPO,
                           env=full_env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    return log.read_text().splitlines(), log.with_suffix('.log.env').read_text()
+    env_log = log.with_suffix('.log.env')
+    return log.read_text().splitlines(), env_log.read_text()
 
 
 def test_slurm_train_command(tmp_path):
