@@ -1,9 +1,15 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
+import os
 import os.path as osp
+import shutil
+import sys
 
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
+# What `smt_mm::PATH` config inheritance (and OpenMMLab's `mim`) look for in
+# the installed package: smt_mm/.mim/{configs,tools,model-index.yml}.
+MIM_ITEMS = ('configs', 'tools', 'model-index.yml')
 
 
 def read_version():
@@ -20,6 +26,43 @@ def read_requirements(name):
         return [line for line in lines if line]
 
 
+def add_mim_extension():
+    """Fill ``smt_mm/.mim`` before the package is built.
+
+    Editable installs link to the checkout (edits to a config show at once);
+    wheels and regular installs get copies, which are then shipped as
+    package data. Other setup commands (metadata, egg_info) leave it alone.
+    """
+    if {'develop', 'editable_wheel'} & set(sys.argv):
+        mode = 'symlink'
+    elif {'install', 'build', 'build_py', 'bdist_wheel', 'sdist'} & set(
+            sys.argv):
+        mode = 'copy'
+    else:
+        return
+    mim_dir = osp.join(HERE, 'smt_mm', '.mim')
+    os.makedirs(mim_dir, exist_ok=True)
+    for name in MIM_ITEMS:
+        src = osp.join(HERE, name)
+        dst = osp.join(mim_dir, name)
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if mode == 'symlink':
+            try:
+                os.symlink(osp.relpath(src, mim_dir), dst)
+                continue
+            except OSError:  # e.g. Windows without symlink rights
+                pass
+        if osp.isdir(src):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
+                '__pycache__', '*.pyc'))
+        else:
+            shutil.copyfile(src, dst)
+
+
+add_mim_extension()
 setup(
     name='smt_mm',
     version=read_version(),
@@ -30,6 +73,7 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(exclude=('configs', 'tools', 'tests')),
     include_package_data=True,
+    package_data={'smt_mm': ['.mim/**/*']},
     # torch and mmcv are installed first by tools/install.sh (mmcv must be
     # compiled against the installed torch), so they are not listed here.
     install_requires=read_requirements('runtime.txt'),

@@ -132,7 +132,8 @@ def run_cli(args):
 
 @pytest.mark.slow
 def test_tools_refuse_code_with_one_line(evil, tmp_path):
-    """tools/train.py --resume, load_from and tools/test.py CHECKPOINT."""
+    """tools/train.py --resume, load_from, tools/test.py CHECKPOINT and
+    tools/convert_official.py."""
     path, marker = evil
     config = write_tiny_det_config(tmp_path / 'data', num_train=2)
     work = str(tmp_path / 'work')
@@ -141,6 +142,7 @@ def test_tools_refuse_code_with_one_line(evil, tmp_path):
         ['tools/train.py', config, '--work-dir', work, '--cfg-options',
          f'load_from={path}'],
         ['tools/test.py', config, path, '--work-dir', work],
+        ['tools/convert_official.py', path, str(tmp_path / 'out.pth')],
     ]
     for args in runs:
         rc, output, stderr = run_cli(args)
@@ -150,3 +152,4 @@ def test_tools_refuse_code_with_one_line(evil, tmp_path):
         assert last.startswith(f'error: refused to load checkpoint {path} '
                                'for safety'), last
     assert not marker.exists()
+    assert not (tmp_path / 'out.pth').exists()

@@ -15,19 +15,19 @@ fit; a mismatch is an error naming the keys and shapes that differ.
 per line), e.g. the ImageNet-1K classes of the 21,841-class L head.
 """
 import argparse
+import io
 import json
-import os
 import os.path as osp
 import sys
-import tempfile
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
 
 import smt_mm  # noqa: E402,F401  (torch compat for weights_only loading)
-from smt_mm.models.utils import (CheckpointMismatchError,  # noqa: E402
-                                 convert_official_checkpoint)
+from smt_mm.models.utils import (convert_official_checkpoint,  # noqa: E402
+                                 safe_load)
+from smt_mm.safe_io import AtomicLocalBackend  # noqa: E402
 from smt_mm.utils import launch  # noqa: E402
 
 
@@ -71,34 +71,11 @@ def read_rows(path):
         raise launch.LaunchError(f'--head-rows {path}: {err}')
 
 
-def load_release_file(path):
-    if not osp.isfile(path):
-        raise launch.LaunchError(f'checkpoint file not found: {path}')
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # torch raises several types for bad files
-        first_line = str(err).strip().splitlines()[0] if str(err) else ''
-        raise launch.LaunchError(
-            f'{path} cannot be read as a weights-only checkpoint (refused: '
-            f'truncated, not a checkpoint, or would run code when '
-            f'unpickled): {type(err).__name__}: {first_line}')
-
-
 def save_atomically(obj, path):
-    """Write to a temporary file beside ``path``, then rename: a crash
-    never leaves a partial DST."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.part')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """A crash while writing never leaves a partial DST."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    AtomicLocalBackend().put(buffer.getvalue(), path)
 
 
 def main(argv=None):
@@ -113,12 +90,9 @@ def main(argv=None):
     if args.config:
         arch, num_classes = config_model(args.config)
     rows = read_rows(args.head_rows) if args.head_rows else None
-    checkpoint = load_release_file(args.src)
-    try:
-        state_dict, meta = convert_official_checkpoint(
-            checkpoint, arch, rows, source=args.src)
-    except (CheckpointMismatchError, ValueError, TypeError) as err:
-        raise launch.LaunchError(str(err))
+    # errors here (unsafe, truncated or mismatching file) print as one line
+    state_dict, meta = convert_official_checkpoint(
+        safe_load(args.src), arch, rows, source=args.src)
     if num_classes is not None and meta['num_classes'] not in (
             0, num_classes):
         raise launch.LaunchError(

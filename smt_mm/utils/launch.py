@@ -17,6 +17,7 @@ import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
 
 from smt_mm.errors import SMTError
+from .package import drop_package_scope
 
 TASKS = ('mmdet', 'mmseg', 'mmpretrain')
 
@@ -56,7 +57,11 @@ def run_cli(main) -> None:
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read a config file, failing with a short message on a bad path."""
+    """Read a config file, failing with a short message on a bad path.
+
+    Configs may inherit ours as ``smt_mm::det/...`` (see
+    :mod:`smt_mm.utils.package`).
+    """
     if not osp.isfile(path):
         hint = ''
         folder = osp.dirname(path) or '.'
@@ -68,7 +73,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
                 hint = f' (similar files there: {", ".join(close[:5])})'
         raise LaunchError(f'config file not found: {path}{hint}')
     try:
-        cfg = Config.fromfile(path)
+        cfg = drop_package_scope(Config.fromfile(path))
         if cfg_options:
             cfg.merge_from_dict(cfg_options)
     except (TypeError, KeyError, ValueError, SyntaxError, NameError) as err:
@@ -177,20 +182,45 @@ def _replace_types(node, old: frozenset, new: str) -> None:
             _replace_types(value, old, new)
 
 
+def _slurm_to_torch_env() -> None:
+    """Set torch's rendezvous variables from the ones srun gives each task
+    (what mmengine's slurm launcher does before pinning a GPU)."""
+    import subprocess
+    try:
+        rank = os.environ['SLURM_PROCID']
+        world_size = os.environ['SLURM_NTASKS']
+    except KeyError as err:
+        raise LaunchError(f'--launcher slurm: {err.args[0]} is not set; '
+                          'start the tool with srun (tools/slurm_train.sh)')
+    os.environ['RANK'] = rank
+    os.environ['WORLD_SIZE'] = world_size
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+    os.environ.setdefault('MASTER_PORT', '29500')
+    if 'MASTER_ADDR' not in os.environ:
+        nodes = os.environ.get('SLURM_NODELIST', '')
+        first = subprocess.getoutput(
+            f'scontrol show hostname {nodes} | head -n1').strip()
+        os.environ['MASTER_ADDR'] = first or '127.0.0.1'
+
+
 def setup_distributed(cfg: Config, launcher: str) -> None:
     """Prepare a distributed run; on a machine without GPU use gloo.
 
-    mmengine's ``pytorch`` launcher pins a CUDA device and wraps the model
-    in DDP with ``device_ids``; without a GPU both fail. Here the process
-    group is created with gloo beforehand (so mmengine skips its own set-up),
+    mmengine's ``pytorch`` and ``slurm`` launchers pin a CUDA device and
+    mmengine wraps the model in DDP with ``device_ids``; without a GPU both
+    fail. Here the process group is created with gloo beforehand (rank and
+    world size from srun's variables for slurm; mmengine then skips its own
+    set-up),
     DDP gets ``device_ids=None`` and SyncBN, which needs CUDA, becomes BN.
     """
     cfg.launcher = launcher
     if launcher == 'none' or torch.cuda.is_available():
         return
-    if launcher != 'pytorch':
+    if launcher not in ('pytorch', 'slurm'):
         raise LaunchError(f'--launcher {launcher} needs GPUs; on CPU use '
-                          '--launcher pytorch (tools/dist_train.sh)')
+                          '--launcher pytorch (tools/dist_train.sh) or slurm')
+    if launcher == 'slurm':
+        _slurm_to_torch_env()
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
@@ -313,12 +343,32 @@ def add_reseed_hook(cfg: Config) -> None:
     cfg.custom_hooks = hooks
 
 
+def add_tensorboard_backend(cfg: Config) -> bool:
+    """Log to TensorBoard too when the ``tensorboard`` package is there.
+
+    Configs cannot probe for optional packages, so they list only
+    ``LocalVisBackend``; returns whether a backend was added.
+    """
+    import importlib.util
+    visualizer = cfg.get('visualizer')
+    if not visualizer or importlib.util.find_spec('tensorboard') is None:
+        return False
+    backends = list(visualizer.get('vis_backends') or [])
+    if any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        return False
+    visualizer.vis_backends = backends + [
+        ConfigDict(type='TensorboardVisBackend')]
+    return True
+
+
 def build_runner(cfg: Config):
     """Build the config's runner (mmengine's Runner unless overridden),
-    with :class:`~smt_mm.engine.RNGReseedHook` added."""
+    with :class:`~smt_mm.engine.RNGReseedHook` added and logging to
+    TensorBoard as well where it is installed."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     add_reseed_hook(cfg)
+    add_tensorboard_backend(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -45,3 +45,9 @@ schedule_3x = [
     dict(type='MultiStepLR', begin=0, end=36, by_epoch=True,
          milestones=[27, 33], gamma=0.1),
 ]
+
+# Logged scalars go to WORK_DIR/<time>/vis_data/scalars.json (plot them with
+# tools/analysis/plot_logs.py); tools/train.py adds a TensorBoard backend
+# when tensorboard is installed.
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(vis_backends=vis_backends)

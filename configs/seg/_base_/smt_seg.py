@@ -42,3 +42,9 @@ train_dataloader = dict(batch_size=2)
 val_dataloader = dict(batch_size=1)
 test_dataloader = val_dataloader
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+# Logged scalars go to WORK_DIR/<time>/vis_data/scalars.json (plot them with
+# tools/analysis/plot_logs.py); tools/train.py adds a TensorBoard backend
+# when tensorboard is installed.
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(vis_backends=vis_backends)

@@ -12,6 +12,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
+from smt_mm.errors import SMTConfigError
 from .checkpoint import CheckpointMismatchError, describe_mismatch
 from .ckpt_convert import convert_official_state_dict, is_official_state_dict
 
@@ -80,7 +81,7 @@ def select_head_rows(head: Dict, rows: Sequence[int],
     num_classes = head['weight'].shape[0]
     bad = [r for r in rows if not 0 <= r < num_classes]
     if bad:
-        raise ValueError(f'{source}: head rows {bad[:5]} out of range for a '
+        raise SMTConfigError(f'{source}: head rows {bad[:5]} out of range for a '
                          f'{num_classes}-class head')
     index = torch.as_tensor(list(rows), dtype=torch.long)
     return {key: value[index] for key, value in head.items()}
