@@ -23,7 +23,35 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='hide detections scoring below this')
+    parser.add_argument('--min-size', type=int, default=512,
+                        help='enlarge smaller images (and the predictions) '
+                        'to this short side before drawing, so labels stay '
+                        'readable; 0 keeps the original size')
     return parser.parse_args(argv)
+
+
+def display_factor(image, min_size):
+    """Integer enlargement bringing the short side to ``min_size``."""
+    short = min(image.shape[:2])
+    return max(1, -(-min_size // short)) if min_size > 0 else 1
+
+
+def enlarge(image, factor):
+    import mmcv
+    h, w = image.shape[:2]
+    return mmcv.imresize(image, (w * factor, h * factor),
+                         interpolation='nearest')
+
+
+def enlarge_instances(instances, factor):
+    """Scale predicted boxes and (nearest-neighbour) masks by ``factor``."""
+    import torch.nn.functional as F
+    instances.bboxes = instances.bboxes * factor
+    if 'masks' in instances and len(instances.masks):
+        masks = instances.masks[:, None].float()
+        instances.masks = F.interpolate(
+            masks, scale_factor=factor, mode='nearest')[:, 0].bool()
+    return instances
 
 
 def detect_and_draw(args, cfg):
@@ -36,6 +64,11 @@ def detect_and_draw(args, cfg):
     visualizer = VISUALIZERS.build(model.cfg.visualizer)
     visualizer.dataset_meta = model.dataset_meta
     image = mmcv.imread(args.image, channel_order='rgb')
+    factor = display_factor(image, args.min_size)
+    if factor > 1:
+        image = enlarge(image, factor)
+        result.pred_instances = enlarge_instances(result.pred_instances,
+                                                  factor)
     visualizer.add_datasample(
         'demo', image, data_sample=result, draw_gt=False, show=False,
         out_file=args.out, pred_score_thr=args.score_thr)
@@ -54,6 +87,11 @@ def segment_and_draw(args, cfg):
     visualizer.dataset_meta = model.dataset_meta
     visualizer.alpha = 0.5  # keep the image visible under the classes
     image = mmcv.imread(args.image, channel_order='rgb')
+    factor = display_factor(image, args.min_size)
+    if factor > 1:
+        image = enlarge(image, factor)
+        result.pred_sem_seg.data = result.pred_sem_seg.data.repeat_interleave(
+            factor, dim=-2).repeat_interleave(factor, dim=-1)
     visualizer.add_datasample(
         'demo', image, data_sample=result, draw_gt=False, show=False,
         out_file=args.out, with_labels=True)

@@ -30,6 +30,18 @@ def run(*args):
     subprocess.run(args, cwd=REPO, check=True)
 
 
+def busiest_val_image():
+    """The validation image with the most objects, for the demo."""
+    with open(osp.join(REPO, DATA, 'annotations', 'instances_val.json')) as f:
+        coco = json.load(f)
+    counts = {}
+    for ann in coco['annotations']:
+        counts[ann['image_id']] = counts.get(ann['image_id'], 0) + 1
+    image = max(coco['images'], key=lambda im: (counts.get(im['id'], 0),
+                                                -im['id']))
+    return osp.join(DATA, 'val', image['file_name'])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/quickstart')
@@ -62,7 +74,7 @@ def main(argv=None):
     metrics_file = osp.join(work_dir, 'test_metrics.json')
     run(py, 'tools/test.py', CONFIG, checkpoint, '--work-dir',
         osp.join(work_dir, 'test'), '--metrics-out', metrics_file, *options)
-    run(py, 'tools/demo.py', f'{DATA}/val/000001.png', CONFIG, checkpoint,
+    run(py, 'tools/demo.py', busiest_val_image(), CONFIG, checkpoint,
         '--out', osp.join(work_dir, 'demo.png'))
 
     with open(osp.join(REPO, metrics_file)) as f:
