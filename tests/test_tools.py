@@ -7,40 +7,19 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, run_tool
+from conftest import REPO, run_tool, write_tiny_det_config
 from smt_mm.utils.synthetic_coco import make_synthetic_coco
 
 pytestmark = pytest.mark.slow
-QUICKSTART = osp.join(REPO, 'configs/det/smt_t_maskrcnn_synth-quickstart.py')
 
 
 @pytest.fixture(scope='module')
 def tiny_det_config(tmp_path_factory):
-    """A 2-iteration-per-epoch Mask R-CNN on 8 synthetic 64x64 images."""
-    root = tmp_path_factory.mktemp('tiny_coco')
-    make_synthetic_coco(str(root), num_train=8, num_val=4, seed=3,
-                        image_size=(64, 64))
-    config = root / 'tiny_det.py'
-    config.write_text(f'''
-_base_ = [{QUICKSTART!r}]
-data_root = {str(root) + '/'!r}
-model = dict(backbone=dict(arch=dict(_delete_=True,
-                                     embed_dims=[16, 32, 64, 128],
-                                     depths=[1, 1, 2, 1])),
-             neck=dict(in_channels=[16, 32, 64, 128]))
-train_dataloader = dict(batch_size=4, num_workers=0,
-                        persistent_workers=False,
-                        dataset=dict(data_root=data_root))
-val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
-test_evaluator = val_evaluator
-train_cfg = dict(max_epochs=2, val_interval=2)
-default_hooks = dict(logger=dict(interval=1),
-                     checkpoint=dict(interval=1, max_keep_ckpts=3))
-''')
-    return str(config)
+    """A 2-iteration-per-epoch Mask R-CNN on 8 synthetic 64x64 images,
+    validated after epoch 2."""
+    return write_tiny_det_config(
+        tmp_path_factory.mktemp('tiny_coco'), num_train=8, batch_size=4,
+        extra='train_cfg = dict(max_epochs=2, val_interval=2)')
 
 
 def train(config, work_dir, *extra):

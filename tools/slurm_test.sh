@@ -1,34 +1,11 @@
 #!/usr/bin/env bash
 # Usage: tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args]
-# Environment: GPUS (total, default 8), GPUS_PER_NODE (default 8, at most
-# GPUS), CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun options), PORT
-# (rendezvous port, default 29500), PYTHON (default python).
-# One srun task per GPU; each runs tools/test.py --launcher=slurm.
+# Environment: GPUS, GPUS_PER_NODE, CPUS_PER_TASK, SRUN_ARGS, PORT, PYTHON
+# (see tools/slurm_common.sh).
 set -e
 if [ $# -lt 4 ]; then
   echo "usage: $0 PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args]" >&2
   exit 2
 fi
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-CHECKPOINT=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-[ "$GPUS" -lt "$GPUS_PER_NODE" ] && GPUS_PER_NODE=$GPUS
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-HERE=$(cd "$(dirname "$0")" && pwd)
-export PYTHONPATH="$HERE/..":${PYTHONPATH:-}
-[ -n "${PORT:-}" ] && export MASTER_PORT=$PORT
-# SRUN_ARGS is split on spaces on purpose: it holds several options.
-# shellcheck disable=SC2086
-exec srun -p "$PARTITION" \
-    --job-name="$JOB_NAME" \
-    --gres=gpu:"$GPUS_PER_NODE" \
-    --ntasks="$GPUS" \
-    --ntasks-per-node="$GPUS_PER_NODE" \
-    --cpus-per-task="$CPUS_PER_TASK" \
-    --kill-on-bad-exit=1 \
-    ${SRUN_ARGS:-} \
-    "${PYTHON:-python}" -u "$HERE/test.py" "$CONFIG" "$CHECKPOINT" \
-    --launcher="slurm" "${@:5}"
+source "$(dirname "$0")/slurm_common.sh"
+srun_tool "$1" "$2" test.py "$3" "$4" --launcher="slurm" "${@:5}"
