@@ -55,7 +55,7 @@ def test_train_resume_and_test(tiny_det_config, tmp_path):
                      '--show-dir', 'vis'])
     assert re.search(r'coco/bbox_mAP: \d', proc.stdout + proc.stderr)
     with open(out, 'rb') as f:
-        assert len(pickle.load(f)) == 4  # one entry per val image
+        assert len(pickle.load(f)) == 2  # one entry per val image
     drawn = list((tmp_path / 'test').rglob('vis/*.png'))
     assert len(drawn) == 4
 

@@ -90,8 +90,10 @@ def segment_and_draw(args, cfg):
     factor = display_factor(image, args.min_size)
     if factor > 1:
         image = enlarge(image, factor)
-        result.pred_sem_seg.data = result.pred_sem_seg.data.repeat_interleave(
-            factor, dim=-2).repeat_interleave(factor, dim=-1)
+        from mmengine.structures import PixelData
+        labels = result.pred_sem_seg.data
+        result.pred_sem_seg = PixelData(data=labels.repeat_interleave(
+            factor, dim=-2).repeat_interleave(factor, dim=-1))
     visualizer.add_datasample(
         'demo', image, data_sample=result, draw_gt=False, show=False,
         out_file=args.out, with_labels=True)
