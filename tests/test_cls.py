@@ -87,7 +87,7 @@ def test_in1k_configs_follow_the_official_recipe(variant, arch, drop_path,
     warmup, cosine = cfg.param_scheduler
     assert (warmup.end, warmup.start_factor * optim.optimizer.lr) == (
         5, pytest.approx(1e-7 * 2))
-    assert cosine.eta_min == pytest.approx(1e-6 * 2)
+    assert cosine.eta_min_ratio * optim.optimizer.lr == pytest.approx(1e-6 * 2)
     assert cfg.train_cfg.max_epochs == 300 and cosine.end == 300
     assert cfg.train_dataloader.batch_size * 8 == 1024
     assert cfg.auto_scale_lr.base_batch_size == 1024

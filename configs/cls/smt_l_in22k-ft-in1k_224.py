@@ -17,11 +17,11 @@ warmup_epochs = 5
 lr = 1e-5 * 1024 / 512
 optim_wrapper = dict(optimizer=dict(lr=lr))
 # The spec gives no warm-up start or cosine floor for fine-tuning: the same
-# ratios to the peak lr as the 1K recipe are kept.
+# ratios to the peak lr as the 1K recipe are kept (also for the 384 config).
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
          end=warmup_epochs, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=lr * 1e-3, by_epoch=True,
+    dict(type='CosineAnnealingLR', eta_min_ratio=1e-3, by_epoch=True,
          begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs)

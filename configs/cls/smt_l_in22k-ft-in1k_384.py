@@ -28,13 +28,4 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-max_epochs = 30
-warmup_epochs = 5
-lr = 2e-5 * 1024 / 512
-optim_wrapper = dict(optimizer=dict(lr=lr))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
-         end=warmup_epochs, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=lr * 1e-3, by_epoch=True,
-         begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
-]
+optim_wrapper = dict(optimizer=dict(lr=2e-5 * 1024 / 512))

@@ -51,13 +51,14 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=5.0))
 
 # 5 warm-up epochs from 1e-7 x scale, then cosine to 1e-6 x scale, both
-# stepped per iteration.
+# stepped per iteration; as ratios of the peak lr (1e-4, 1e-3) so configs
+# that change the lr keep them.
 max_epochs = 300
 warmup_epochs = 5
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
          end=warmup_epochs, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-6 * 1024 / 512, by_epoch=True,
+    dict(type='CosineAnnealingLR', eta_min_ratio=1e-3, by_epoch=True,
          begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
