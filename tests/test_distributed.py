@@ -43,13 +43,24 @@ def torchrun(nproc, args, port, timeout=180):
                           timeout=timeout)
 
 
+def torchrun_retrying_a_hang(nproc, args, port):
+    """One CI run of the 2-process check hung past 180 s in gloo after the
+    backward pass (it takes about 8 s; not reproduced in 6 reruns): a hang
+    gets one more try on another port, a wrong result never does."""
+    try:
+        return torchrun(nproc, args, port, timeout=120)
+    except subprocess.TimeoutExpired:
+        return torchrun(nproc, args, port + 100, timeout=120)
+
+
 def test_two_processes_match_one(tmp_path):
     config = tmp_path / 'cls.py'
     config.write_text(CLS_CONFIG)
     results = {}
     for nproc, port in ((1, 29641), (2, 29642)):
         out = tmp_path / f'np{nproc}.pth'
-        proc = torchrun(nproc, [HELPER, str(config), str(out), REPO], port)
+        proc = torchrun_retrying_a_hang(
+            nproc, [HELPER, str(config), str(out), REPO], port)
         assert proc.returncode == 0, proc.stderr[-4000:]
         results[nproc] = torch.load(out)
     one, two = results[1], results[2]

@@ -24,6 +24,14 @@ def attention_matmul_flops(inputs, outputs) -> int:
     return batch_heads * queries * keys * (q[-1] + v[-1])
 
 
+def baddbmm_flops(inputs, outputs) -> int:
+    """The batched product of ``aten::baddbmm(bias, a, b)`` (the fast
+    path's head-major scale projection); the bias add is not counted, as
+    for linear layers."""
+    batch, rows, inner = get_shape(inputs[1])
+    return batch * rows * inner * get_shape(inputs[2])[-1]
+
+
 class _TensorForward(nn.Module):
     """Calls a task model's tensor-mode forward on one input tensor."""
 
@@ -58,7 +66,8 @@ def count_complexity(model: nn.Module, task: str,
     with torch.no_grad():
         analyzer = FlopAnalyzer(wrapper, inputs)
         analyzer.set_op_handle(
-            'aten::scaled_dot_product_attention', attention_matmul_flops)
+            'aten::scaled_dot_product_attention', attention_matmul_flops,
+            'aten::baddbmm', baddbmm_flops)
         analyzer.unsupported_ops_warnings(False)
         analyzer.uncalled_modules_warnings(False)
         with_attn = analyzer.total()

@@ -152,9 +152,11 @@ class SAM(BaseModule):
 
     def _aggregate(self, mixed: torch.Tensor) -> torch.Tensor:
         """proj0 and BatchNorm; in eval mode BN is folded into proj0's
-        weights (one pass over the 2C-channel map instead of two)."""
+        weights (one pass over the 2C-channel map instead of two). Traced
+        graphs (FLOP counting) keep the BatchNorm, which the model has."""
         bn = self.bn
-        if bn.training or bn.running_mean is None:
+        if bn.training or bn.running_mean is None or \
+                torch.jit.is_tracing():
             return bn(self.proj0(mixed))
         scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
         weight = self.proj0.weight * scale[:, None, None, None]
