@@ -210,8 +210,8 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
     mmengine wraps the model in DDP with ``device_ids``; without a GPU both
     fail. Here the process group is created with gloo beforehand (rank and
     world size from srun's variables for slurm; mmengine then skips its own
-    set-up),
-    DDP gets ``device_ids=None`` and SyncBN, which needs CUDA, becomes BN.
+    set-up), DDP gets ``device_ids=None`` and SyncBN, which needs CUDA,
+    becomes BN.
     """
     cfg.launcher = launcher
     if launcher == 'none' or torch.cuda.is_available():
