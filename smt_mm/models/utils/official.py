@@ -64,10 +64,12 @@ def match_arch(backbone: Dict,
                 f'{source} ({summarize_arch(backbone)}) does not match SMT '
                 f'arch {arch!r}: {problems}')
         return arch
+    problems = {}
     for name in PRESETS:
-        if not describe_mismatch(backbone_shapes(name), backbone):
+        problems[name] = describe_mismatch(backbone_shapes(name), backbone)
+        if not problems[name]:
             return name
-    closest = describe_mismatch(backbone_shapes('tiny'), backbone)
+    closest = problems['tiny']
     raise CheckpointMismatchError(
         f'{source} ({summarize_arch(backbone)}) fits none of the SMT presets '
         f'{list(PRESETS)}; name its architecture with an arch dict '
@@ -81,8 +83,8 @@ def select_head_rows(head: Dict, rows: Sequence[int],
     num_classes = head['weight'].shape[0]
     bad = [r for r in rows if not 0 <= r < num_classes]
     if bad:
-        raise SMTConfigError(f'{source}: head rows {bad[:5]} out of range for a '
-                         f'{num_classes}-class head')
+        raise SMTConfigError(f'{source}: head rows {bad[:5]} out of range '
+                             f'for a {num_classes}-class head')
     index = torch.as_tensor(list(rows), dtype=torch.long)
     return {key: value[index] for key, value in head.items()}
 
