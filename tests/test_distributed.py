@@ -62,6 +62,8 @@ def test_two_processes_match_one(tmp_path):
         proc = torchrun_retrying_a_hang(
             nproc, [HELPER, str(config), str(out), REPO], port)
         assert proc.returncode == 0, proc.stderr[-4000:]
+        # every gradient fits its DDP bucket view without a copy
+        assert 'Grad strides do not match' not in proc.stderr
         results[nproc] = torch.load(out)
     one, two = results[1], results[2]
     # Equal up to float summation order (per-rank sums, then all-reduce).

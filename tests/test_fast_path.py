@@ -109,3 +109,14 @@ def test_torch_compile_matches_eager():
     for c, e in zip(compiled, eager):
         assert c.is_contiguous()
         assert (c - e).abs().max().item() <= 1e-4
+
+
+def test_gradients_keep_parameter_strides():
+    # DDP's bucket views take each parameter's strides; depthwise weights
+    # used to receive channels-last gradients (another stride in their
+    # size-1 dim), which DDP copies every step with a warning.
+    model = SMT(MINI_ARCH).train()
+    sum(o.sum() for o in model(torch.randn(2, 3, 64, 64))).backward()
+    mismatched = [name for name, p in model.named_parameters()
+                  if p.grad.stride() != p.stride()]
+    assert not mismatched

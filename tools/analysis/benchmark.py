@@ -1,54 +1,66 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""Speed and memory of the SMT backbone: fast path against reference path.
+"""Speed and memory of the SMT backbone: ours against the official code.
 
-For each architecture (``--archs``) and each implementation (``impl='fast'``
-and ``impl='reference'`` of :class:`smt_mm.models.SMT`, same weights) this
-measures, in one run:
+Sides (all with the same weights, built once and copied):
 
-* forward throughput (images/s): eval mode, ``torch.no_grad``, a batch of
-  ``--batch`` (8) images at ``--size`` (224);
-* train-step throughput (images/s): train mode, forward, backward of the
-  sum of the stage-output means, and an AdamW step, same batch;
-* forward latency (ms) of one ``--large-size`` (800x1216) image;
-* peak memory (MiB) of that forward and of one train step at that size.
+* ``fast``: :class:`smt_mm.models.SMT` with ``impl='fast'`` (the default);
+* ``reference``: the same model with ``impl='reference'`` (plain NCHW,
+  explicit attention);
+* ``official`` (with ``--official PATH``): the official repository's
+  ``models/smt.py``, loaded from that path (see ``official_smt.py``);
+* ``compiled`` (with ``--compile``): ``torch.compile`` of the fast model;
+  its compile time (the first calls) is reported separately.
 
-Every timing is the median of ``--repeats`` runs after ``--warmup`` runs.
-The same run measures the machine's fp32 SGEMM rate (a 2048x2048 matmul,
-GFLOP/s = 2 * 2048^3 / s) and prints beside it the rate the forward pass
-achieves: 2 x (multiply-adds of the backbone at ``--size``, counted by
-mmengine's FlopAnalyzer with the attention matmuls, as
-``smt_mm/utils/complexity.py`` does) x images/s.
+Every side computes the same function: the stage-4 map after its norm,
+averaged over positions (the official ``forward_features``); a train step
+is forward, backward of a fixed random projection of those features, and
+an AdamW step (with a GradScaler for fp16). Before timing, the outputs and
+the gradients of every side are compared with the fast side's in fp32.
+
+Measured, per architecture and precision (``fp32``, ``bf16``, ``fp16``:
+``torch.autocast``; ``amp`` means bf16 where supported, else fp16):
+
+* forward throughput (images/s): eval, ``no_grad``, ``--batch`` images at
+  ``--size``;
+* train-step throughput (images/s), same batch;
+* forward latency (ms) of one ``--large-size`` image, and the time of one
+  train step on ``--large-batch`` images of that size;
+* peak memory (MiB) of that forward and of that train step.
+
+Timings are interleaved: after warm-up, each repetition runs every side once
+in turn, so a change of machine load hits all sides alike; the tables give
+medians over ``--repeats``. The run also records the fp32 SGEMM rate and
+the load average, to compare runs.
 
 Peak memory. On a GPU: ``torch.cuda.max_memory_allocated`` after
-``reset_peak_memory_stats``, minus the memory allocated before the measured
-call (weights, optimizer state that exists already). On the CPU PyTorch keeps
-no allocator statistics, so each configuration runs in a fresh subprocess
-whose glibc malloc is told (``MALLOC_MMAP_THRESHOLD_``) to give every block
-over 128 KiB its own mapping, returned to the system when freed: the
-resident set then follows the live tensors. The worker builds the model,
-resets the kernel's high-water mark (``/proc/self/clear_refs``), reads the
-resident set (baseline), runs one forward (or train step) and reports the
-high-water mark minus the baseline: the peak of activations and
-temporaries, plus for a train step the gradients and AdamW state (the same
-for both paths). Where the high-water mark cannot be reset (not Linux), the
-baseline is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after building
-the model, which can hide a peak smaller than the construction's.
+``reset_peak_memory_stats``, minus what was allocated before the call
+(weights). On the CPU PyTorch keeps no allocator statistics, so each
+measurement runs in a fresh subprocess whose glibc malloc is told
+(``MALLOC_MMAP_THRESHOLD_``) to give every block over 128 KiB its own
+mapping, returned to the system when freed: the resident set then follows
+the live tensors. The worker builds the model, resets the kernel's
+high-water mark (``/proc/self/clear_refs``), runs one forward (or train
+step) and reports the high-water mark minus the resident set before it.
+A train step's peak includes gradients and the AdamW state it creates.
 
 Examples::
 
-    # the full table on this machine, JSON next to it
-    python tools/analysis/benchmark.py --out benchmarks/cpu_results.json
+    # the CPU table against the official code
+    python tools/analysis/benchmark.py --archs t b \\
+        --official ../shared/official/models_smt.py \\
+        --out benchmarks/cpu_results.json --markdown benchmarks/cpu_results.md
     # a quick check (about a minute on 2 CPU cores)
     python tools/analysis/benchmark.py --archs t --repeats 2 --warmup 1 \\
-        --batch 2 --no-memory
-    # on a GPU, fp32 and AMP (bf16 where supported, else fp16)
-    python tools/analysis/benchmark.py --device cuda --precisions fp32 amp
+        --batch 2 --large-size 256 320 --no-memory
+    # on a GPU: fp32, bf16 and fp16, batch 64, 2 large images per step
+    python tools/analysis/benchmark.py --device cuda --batch 64 \\
+        --large-batch 2 --precisions fp32 bf16 fp16 --official PATH
 """
 import argparse
 import json
 import os
+import os.path as osp
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -57,98 +69,145 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-IMPLS = ('fast', 'reference')
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
+    __file__)))))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
 ARCH_NAMES = dict(t='tiny', s='small', b='base', l='large')
+PRECISIONS = ('fp32', 'bf16', 'fp16', 'amp')
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Benchmark the SMT backbone (fast vs reference path).')
-    parser.add_argument('--archs', nargs='+', default=['t', 's', 'b', 'l'],
+        description='Benchmark the SMT backbone against the official code '
+        'and its reference path.')
+    parser.add_argument('--archs', nargs='+', default=['t', 'b'],
                         choices=sorted(ARCH_NAMES) + sorted(
                             ARCH_NAMES.values()))
     parser.add_argument('--device', default='auto',
                         help="'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when "
                         'available)')
     parser.add_argument('--precisions', nargs='+', default=None,
-                        choices=['fp32', 'amp'],
-                        help='fp32 and/or amp (torch.autocast, bf16 where '
-                        'supported, else fp16); default fp32 on CPU, both '
-                        'on GPU')
+                        choices=PRECISIONS,
+                        help='default: fp32 on CPU; fp32 bf16 fp16 on GPU')
+    parser.add_argument('--official', metavar='PATH', default=None,
+                        help="the official repository's models/smt.py, "
+                        'compared as a third side')
+    parser.add_argument('--no-reference', action='store_true',
+                        help='leave out the reference path')
+    parser.add_argument('--compile', action='store_true',
+                        help='add torch.compile of the fast path as a side')
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=224)
     parser.add_argument('--large-size', type=int, nargs=2,
                         default=[800, 1216], metavar=('H', 'W'))
+    parser.add_argument('--large-batch', type=int, default=1,
+                        help='images per train step at --large-size')
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=None,
                         help='torch.set_num_threads (default: torch default)')
+    parser.add_argument('--no-cudnn-benchmark', action='store_true',
+                        help='on CUDA, leave cudnn.benchmark off')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory measurements')
     parser.add_argument('--no-latency', action='store_true',
-                        help='skip the large-image latency')
+                        help='skip the large-image measurements')
     parser.add_argument('--out', default=None, help='write results as JSON')
     parser.add_argument('--markdown', default=None,
                         help='also write the table to this file')
     parser.add_argument('--memory-worker', default=None,
                         help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ('batch', 'size', 'large_batch', 'repeats'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name.replace("_", "-")} must be at least 1')
+    if args.official and not osp.isfile(args.official):
+        parser.error(f'--official: no such file {args.official!r} (the '
+                     "official repository's models/smt.py)")
+    return args
 
 
 # ----------------------------------------------------------------------
-# Helpers
+# Models: every side computes the same features from the same weights
 # ----------------------------------------------------------------------
-def synchronize(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
+def amp_dtype(device: torch.device, precision: str) -> Optional[torch.dtype]:
+    if precision == 'fp32':
+        return None
+    if precision == 'amp':
+        bf16 = device.type != 'cuda' or torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16 else torch.float16
+    return dict(bf16=torch.bfloat16, fp16=torch.float16)[precision]
 
 
-def median_time(fn: Callable, device: torch.device, warmup: int,
-                repeats: int) -> float:
-    """Median wall time of ``fn`` in seconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16,
+                          enabled=dtype is not None)
 
 
-def amp_dtype(device: torch.device) -> torch.dtype:
-    if device.type == 'cuda' and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
+class Features(torch.nn.Module):
+    """Pooled stage-4 features of one side (B, C)."""
+
+    def __init__(self, model, official: bool):
+        super().__init__()
+        self.model = model
+        self.official = official
+
+    def forward(self, x):
+        if self.official:
+            return self.model.forward_features(x)
+        return self.model(x)[-1].mean((2, 3))
 
 
-def autocast(device: torch.device, precision: str):
-    return torch.autocast(device.type, dtype=amp_dtype(device),
-                          enabled=precision == 'amp')
-
-
-def build_model(arch: str, impl: str, device: torch.device):
+def build_sides(arch: str, sides: List[str], official_path: Optional[str],
+                device: torch.device) -> Dict[str, Features]:
+    """One model per side, all with the weights of the first built."""
     from smt_mm.models import SMT
+    name = ARCH_NAMES.get(arch, arch)
     torch.manual_seed(0)
-    model = SMT(ARCH_NAMES.get(arch, arch), impl=impl)
-    model.init_weights()
-    return model.to(device)
+    ours = SMT(name, out_indices=(3, ))
+    ours.init_weights()
+    state = ours.state_dict()
+    models = {}
+    if official_path and 'official' in sides:
+        from official_smt import (build_official, load_official_module,
+                                  official_to_ours)
+        torch.manual_seed(0)
+        official = build_official(name, load_official_module(official_path))
+        state = official_to_ours(official.state_dict(), ours)
+        models['official'] = Features(official, official=True)
+    for side in sides:
+        if side == 'official':
+            continue
+        impl = 'reference' if side == 'reference' else 'fast'
+        model = SMT(name, out_indices=(3, ), impl=impl)
+        model.load_state_dict(state)
+        features = Features(model, official=False)
+        if side == 'compiled':
+            features = torch.compile(features, dynamic=False)
+        models[side] = features
+    return {side: models[side].to(device) for side in sides}
 
 
-def make_train_step(model, device: torch.device, precision: str):
+def projection(dims: int, device) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(1)
+    return torch.randn(dims, generator=gen).to(device)
+
+
+def make_train_step(model, device, dtype):
     """A closure doing forward, backward and an AdamW step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    # fp16 gradients need loss scaling; bf16 and fp32 do not
-    scaler = torch.amp.GradScaler(
-        device.type, enabled=(precision == 'amp'
-                              and amp_dtype(device) == torch.float16))
+    scaler = torch.amp.GradScaler(device.type,
+                                  enabled=dtype == torch.float16)
+    weights = {}
 
     def step(x):
         optimizer.zero_grad(set_to_none=True)
-        with autocast(device, precision):
-            loss = sum(o.float().mean() for o in model(x))
+        with autocast(device, dtype):
+            feats = model(x).float()
+        if feats.shape[1] not in weights:
+            weights[feats.shape[1]] = projection(feats.shape[1], device)
+        loss = (feats * weights[feats.shape[1]]).sum()
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -156,18 +215,110 @@ def make_train_step(model, device: torch.device, precision: str):
     return step
 
 
-def forward_fn(model, device, precision):
+def forward_fn(model, device, dtype):
     def run(x):
-        with torch.no_grad(), autocast(device, precision):
+        with torch.no_grad(), autocast(device, dtype):
             model(x)
     return run
+
+
+def compare_sides(models: Dict[str, Features], device, size: int) -> Dict:
+    """Max abs difference of the fp32 eval features and max relative
+    difference of the parameter gradients (train mode) of every side
+    against the first. Gradients are matched by shape order, which the
+    official and our models share (checked by the weight conversion)."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 3, size, size, generator=gen).to(device)
+    outs, grads = {}, {}
+    for side, model in models.items():
+        model.eval()
+        with torch.no_grad():
+            outs[side] = model(x).float()
+        model.train()
+        # the same function in train mode: BN uses batch statistics
+        model.zero_grad(set_to_none=True)
+        feats = model(x).float()
+        (feats * projection(feats.shape[1], device)).sum().backward()
+        grads[side] = _named_grads(model)
+        model.zero_grad(set_to_none=True)
+    first = next(iter(models))
+    report = {}
+    for side in models:
+        if side == first:
+            continue
+        diff = (outs[side] - outs[first]).abs().max().item()
+        report[side] = dict(
+            max_abs_feature_diff=diff,
+            feature_scale=outs[first].abs().max().item(),
+            max_rel_grad_diff=_max_rel_diff(grads[side], grads[first]))
+    return report
+
+
+def _named_grads(model) -> Dict[str, torch.Tensor]:
+    """Gradients keyed by our parameter names (official names converted)."""
+    from smt_mm.models.utils import convert_official_key
+    inner = getattr(model, '_orig_mod', model)
+    grads = {}
+    for name, param in inner.model.named_parameters():
+        if param.grad is None:
+            continue
+        key = convert_official_key(name) if inner.official else name
+        if key is not None:
+            grads[key] = param.grad.detach().float().clone()
+    return grads
+
+
+def _max_rel_diff(grads: Dict, ref: Dict) -> float:
+    """Max over tensors of |g - g_ref|_max / |g_ref|_max (tensors whose
+    reference gradient is below 1e-3 of the largest are compared against
+    the largest instead)."""
+    scale = max(g.abs().max().item() for g in ref.values())
+    worst = 0.
+    for key, g_ref in ref.items():
+        denom = max(g_ref.abs().max().item(), 1e-3 * scale)
+        worst = max(worst, (grads[key] - g_ref).abs().max().item() / denom)
+    return worst
+
+
+# ----------------------------------------------------------------------
+# Timing
+# ----------------------------------------------------------------------
+def synchronize(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def interleaved_medians(fns: Dict[str, Callable], device, warmup: int,
+                        repeats: int) -> Dict[str, float]:
+    """Median seconds of each callable, timed in turn every repetition."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {side: [] for side in fns}
+    for _ in range(repeats):
+        for side, fn in fns.items():
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[side].append(time.perf_counter() - start)
+    return {side: statistics.median(t) for side, t in times.items()}
+
+
+def first_call_seconds(fn: Callable, device) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
 
 
 def sgemm_gflops(device: torch.device, repeats: int) -> float:
     n = 2048
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
-    seconds = median_time(lambda: torch.mm(a, b), device, 2, repeats)
+    seconds = interleaved_medians({'mm': lambda: torch.mm(a, b)}, device, 2,
+                                  repeats)['mm']
     return 2 * n**3 / seconds / 1e9
 
 
@@ -176,8 +327,9 @@ def backbone_macs(arch: str, size: int) -> float:
     matmuls included (the convention of smt_mm/utils/complexity.py)."""
     from mmengine.analysis import FlopAnalyzer
 
+    from smt_mm.models import SMT
     from smt_mm.utils.complexity import attention_matmul_flops
-    model = build_model(arch, 'fast', torch.device('cpu')).eval()
+    model = SMT(ARCH_NAMES.get(arch, arch)).eval()
     with torch.no_grad():
         analyzer = FlopAnalyzer(model, (torch.rand(1, 3, size, size), ))
         analyzer.set_op_handle('aten::scaled_dot_product_attention',
@@ -190,12 +342,6 @@ def backbone_macs(arch: str, size: int) -> float:
 # ----------------------------------------------------------------------
 # Peak memory
 # ----------------------------------------------------------------------
-def max_rss_bytes() -> int:
-    # ru_maxrss is in KiB on Linux, bytes on macOS
-    scale = 1 if sys.platform == 'darwin' else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-
 def proc_status_bytes(field: str) -> int:
     with open('/proc/self/status') as f:
         for line in f:
@@ -214,27 +360,14 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def cpu_peak(run: Callable) -> float:
-    if reset_peak_rss():
-        base = proc_status_bytes('VmRSS')
-        run()
-        return float(proc_status_bytes('VmHWM') - base)
-    base = max_rss_bytes()
-    run()
-    return float(max_rss_bytes() - base)
-
-
-def measure_peak(arch, impl, mode, size, device, precision) -> float:
-    """Peak memory (bytes) of one forward ('forward') or train step
-    ('train') of one image of ``size``; run in this process."""
-    model = build_model(arch, impl, device)
-    x = torch.randn(1, 3, *size, device=device)
+def measure_peak(model, mode, x, device, dtype) -> Optional[float]:
+    """Peak memory (bytes) of one forward or train step, in this process."""
     if mode == 'train':
         model.train()
-        run = make_train_step(model, device, precision)
+        run = make_train_step(model, device, dtype)
     else:
         model.eval()
-        run = forward_fn(model, device, precision)
+        run = forward_fn(model, device, dtype)
     if device.type == 'cuda':
         synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -242,17 +375,31 @@ def measure_peak(arch, impl, mode, size, device, precision) -> float:
         run(x)
         synchronize(device)
         return float(torch.cuda.max_memory_allocated(device) - base)
-    return cpu_peak(lambda: run(x))
+    if not reset_peak_rss():
+        return None
+    base = proc_status_bytes('VmRSS')
+    run(x)
+    return float(proc_status_bytes('VmHWM') - base)
 
 
-def peak_in_subprocess(arch, impl, mode, size, device, precision,
-                       threads) -> Optional[float]:
-    """CPU peaks need a fresh process each (ru_maxrss never decreases)."""
-    job = dict(arch=arch, impl=impl, mode=mode, size=list(size),
-               device=str(device), precision=precision, threads=threads)
-    cmd = [sys.executable, os.path.abspath(__file__), '--memory-worker',
+def memory_worker(spec: str) -> None:
+    job = json.loads(spec)
+    if job['threads']:
+        torch.set_num_threads(job['threads'])
+    device = torch.device('cpu')
+    model = build_sides(job['arch'], [job['side']], job['official'],
+                        device)[job['side']]
+    x = torch.randn(job['batch'], 3, *job['size'])
+    peak = measure_peak(model, job['mode'], x, device,
+                        amp_dtype(device, job['precision']))
+    print(json.dumps(dict(peak_bytes=peak)))
+
+
+def peak_in_subprocess(job: Dict) -> Optional[float]:
+    """CPU peaks need a fresh process each (the high-water mark of a
+    process that already ran other sides says nothing)."""
+    cmd = [sys.executable, osp.abspath(__file__), '--memory-worker',
            json.dumps(job)]
-    # big blocks get their own mappings, unmapped on free (see docstring)
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072',
                MALLOC_TRIM_THRESHOLD_='131072')
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -263,73 +410,118 @@ def peak_in_subprocess(arch, impl, mode, size, device, precision,
     return json.loads(proc.stdout.strip().splitlines()[-1])['peak_bytes']
 
 
-def memory_worker(spec: str) -> None:
-    job = json.loads(spec)
-    if job['threads']:
-        torch.set_num_threads(job['threads'])
-    peak = measure_peak(job['arch'], job['impl'], job['mode'],
-                        tuple(job['size']), torch.device(job['device']),
-                        job['precision'])
-    print(json.dumps(dict(peak_bytes=peak)))
-
-
-def peak_memory(arch, impl, mode, size, device, precision, threads):
-    if device.type == 'cuda':
-        return measure_peak(arch, impl, mode, size, device, precision)
-    return peak_in_subprocess(arch, impl, mode, size, device, precision,
-                              threads)
-
-
-# ----------------------------------------------------------------------
-# One configuration
-# ----------------------------------------------------------------------
-def bench_impl(arch, impl, precision, device, args) -> Dict:
-    model = build_model(arch, impl, device)
-    batch = torch.randn(args.batch, 3, args.size, args.size, device=device)
-    result = dict(arch=ARCH_NAMES.get(arch, arch), impl=impl,
-                  precision=precision)
-
-    model.eval()
-    fwd = forward_fn(model, device, precision)
-    seconds = median_time(lambda: fwd(batch), device, args.warmup,
-                          args.repeats)
-    result['forward_img_s'] = args.batch / seconds
-
-    model.train()
-    step = make_train_step(model, device, precision)
-    seconds = median_time(lambda: step(batch), device, args.warmup,
-                          args.repeats)
-    result['train_img_s'] = args.batch / seconds
-
-    if not args.no_latency:
-        model.eval()
-        large = torch.randn(1, 3, *args.large_size, device=device)
-        result['latency_ms'] = 1e3 * median_time(
-            lambda: fwd(large), device, min(args.warmup, 1), args.repeats)
-    del model, batch
-    if not args.no_memory:
-        for mode in ('forward', 'train'):
-            peak = peak_memory(arch, impl, mode, tuple(args.large_size),
-                               device, precision, args.threads)
-            result[f'peak_{mode}_mib'] = None if peak is None \
-                else peak / 2**20
+def peak_memory(models, arch, precision, device, args) -> Dict[str, Dict]:
+    size = tuple(args.large_size)
+    dtype = amp_dtype(device, precision)
+    result = {side: {} for side in models}
+    for side, model in models.items():
+        for mode, batch in (('forward', 1), ('train', args.large_batch)):
+            if device.type == 'cuda':
+                x = torch.randn(batch, 3, *size, device=device)
+                peak = measure_peak(model, mode, x, device, dtype)
+                del x
+                torch.cuda.empty_cache()
+            elif side == 'compiled':
+                peak = None  # would need its own compile in the worker
+            else:
+                peak = peak_in_subprocess(dict(
+                    arch=arch, side=side, official=args.official, mode=mode,
+                    size=list(size), batch=batch, precision=precision,
+                    threads=args.threads))
+            result[side][f'peak_{mode}_mib'] = \
+                None if peak is None else peak / 2**20
     return result
 
 
-def ratios(fast: Dict, ref: Dict) -> Dict:
-    """Speed-ups (fast / reference throughput, reference / fast latency)
-    and memory ratios (fast / reference)."""
-    def div(a, b):
-        return None if a is None or b in (None, 0) else a / b
+# ----------------------------------------------------------------------
+# One architecture and precision
+# ----------------------------------------------------------------------
+def bench(models: Dict[str, Features], arch, precision, device,
+          args) -> Dict[str, Dict]:
+    dtype = amp_dtype(device, precision)
+    rows = {side: dict(arch=ARCH_NAMES.get(arch, arch), impl=side,
+                       precision=precision) for side in models}
+    if 'compiled' in models:
+        # first calls compile (forward graph, then forward + backward)
+        batch = torch.randn(args.batch, 3, args.size, args.size,
+                            device=device)
+        models['compiled'].eval()
+        fwd = first_call_seconds(
+            lambda: forward_fn(models['compiled'], device, dtype)(batch),
+            device)
+        models['compiled'].train()
+        step = make_train_step(models['compiled'], device, dtype)
+        train = first_call_seconds(lambda: step(batch), device)
+        rows['compiled'].update(compile_forward_s=fwd, compile_train_s=train)
 
-    return dict(
-        forward_speedup=div(fast['forward_img_s'], ref['forward_img_s']),
-        train_speedup=div(fast['train_img_s'], ref['train_img_s']),
-        latency_speedup=div(ref.get('latency_ms'), fast.get('latency_ms')),
-        peak_forward_ratio=div(fast.get('peak_forward_mib'),
-                               ref.get('peak_forward_mib')),
-        peak_train_ratio=div(fast.get('peak_train_mib'),
-                             ref.get('peak_train_mib')))
+    batch = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    for model in models.values():
+        model.eval()
+    fwd = {s: forward_fn(m, device, dtype) for s, m in models.items()}
+    seconds = interleaved_medians(
+        {s: (lambda f=f: f(batch)) for s, f in fwd.items()}, device,
+        args.warmup, args.repeats)
+    for side, sec in seconds.items():
+        rows[side]['forward_img_s'] = args.batch / sec
+
+    for model in models.values():
+        model.train()
+    steps = {s: make_train_step(m, device, dtype) for s, m in models.items()}
+    seconds = interleaved_medians(
+        {s: (lambda f=f: f(batch)) for s, f in steps.items()}, device,
+        args.warmup, args.repeats)
+    for side, sec in seconds.items():
+        rows[side]['train_img_s'] = args.batch / sec
+    del batch
+
+    if not args.no_latency:
+        large = torch.randn(1, 3, *args.large_size, device=device)
+        for model in models.values():
+            model.eval()
+        seconds = interleaved_medians(
+            {s: (lambda f=f: f(large)) for s, f in fwd.items()}, device,
+            min(args.warmup, 1), args.repeats)
+        for side, sec in seconds.items():
+            rows[side]['latency_ms'] = 1e3 * sec
+        large = torch.randn(args.large_batch, 3, *args.large_size,
+                            device=device)
+        for model in models.values():
+            model.train()
+        seconds = interleaved_medians(
+            {s: (lambda f=f: f(large)) for s, f in steps.items()}, device,
+            min(args.warmup, 1), args.repeats)
+        for side, sec in seconds.items():
+            rows[side]['large_train_ms'] = 1e3 * sec
+        del large
+    del steps
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+    if not args.no_memory:
+        for side, peaks in peak_memory(models, arch, precision, device,
+                                       args).items():
+            rows[side].update(peaks)
+    return rows
+
+
+RATIO_KEYS = (  # (result key, higher is better)
+    ('forward_img_s', True), ('train_img_s', True), ('latency_ms', False),
+    ('large_train_ms', False), ('peak_forward_mib', None),
+    ('peak_train_mib', None))
+
+
+def ratios(ours: Dict, base: Dict) -> Dict:
+    """Speed-ups of ``ours`` over ``base`` (throughput ratios, inverse
+    time ratios) and memory as ours / base."""
+    out = {}
+    for key, higher_better in RATIO_KEYS:
+        a, b = ours.get(key), base.get(key)
+        if a is None or b in (None, 0) or a == 0:
+            out[key] = None
+        elif higher_better is False:
+            out[key] = b / a
+        else:
+            out[key] = a / b
+    return out
 
 
 # ----------------------------------------------------------------------
@@ -340,45 +532,58 @@ def fmt(value, digits=1, suffix=''):
 
 
 def markdown_table(report: Dict) -> str:
-    env = report['environment']
-    h, w = report['settings']['large_size']
+    env, st = report['environment'], report['settings']
+    h, w = st['large_size']
+    lb = st['large_batch']
     lines = [
-        f"Device: {env['device_name']}, {env['threads']} threads, torch "
-        f"{env['torch']}; load average before the run "
-        f"{env['load_average']}. SGEMM (2048², fp32): "
-        f"{env['sgemm_gflops']:.1f} GFLOP/s.",
-        '',
-        f"| arch | precision | impl | fwd img/s (b{report['settings']['batch']}"
-        f", {report['settings']['size']}²) | fwd GFLOP/s (% SGEMM) | "
-        f"train img/s | latency ms ({h}×{w}) | peak fwd MiB ({h}×{w}) | "
-        f'peak train MiB ({h}×{w}) |',
+        f"Device: {env['device_name']}, torch {env['torch']}, "
+        f"{env['threads']} CPU threads; load average before the run "
+        f"{env['load_average']}; SGEMM (2048², fp32) "
+        f"{env['sgemm_gflops']:.1f} GFLOP/s; medians of {st['repeats']} "
+        f"interleaved runs after {st['warmup']} warm-up"
+        + ('; cudnn.benchmark on' if env.get('cudnn_benchmark') else '')
+        + '.', '',
+        f"| arch | precision | impl | fwd img/s (b{st['batch']}, "
+        f"{st['size']}²) | train img/s (b{st['batch']}) | fwd ms "
+        f"(1×{h}×{w}) | train step ms ({lb}×{h}×{w}) | peak fwd MiB | "
+        'peak train MiB |',
         '|---|---|---|---|---|---|---|---|---|',
     ]
     for row in report['results']:
-        if row['impl'] == 'fast/reference':
+        if 'ratios' in row:
             r = row['ratios']
             lines.append(
-                f"| {row['arch']} | {row['precision']} | **fast/ref** | "
-                f"**{fmt(r['forward_speedup'], 2, 'x')}** | | "
-                f"**{fmt(r['train_speedup'], 2, 'x')}** | "
-                f"**{fmt(r['latency_speedup'], 2, 'x')}** | "
-                f"**{fmt(r['peak_forward_ratio'], 2)}** | "
-                f"**{fmt(r['peak_train_ratio'], 2)}** |")
+                f"| {row['arch']} | {row['precision']} | **{row['impl']}** | "
+                + ' | '.join(
+                    f"**{fmt(r[k], 2, '' if better is None else 'x')}**"
+                    for k, better in RATIO_KEYS) + ' |')
             continue
-        gflops = row.get('forward_gflops')
-        share = 100 * gflops / env['sgemm_gflops']
         lines.append(
             f"| {row['arch']} | {row['precision']} | {row['impl']} | "
-            f"{fmt(row['forward_img_s'])} | {gflops:.1f} ({share:.0f}%) | "
-            f"{fmt(row['train_img_s'])} | {fmt(row.get('latency_ms'))} | "
+            f"{fmt(row.get('forward_img_s'))} | "
+            f"{fmt(row.get('train_img_s'))} | "
+            f"{fmt(row.get('latency_ms'))} | "
+            f"{fmt(row.get('large_train_ms'))} | "
             f"{fmt(row.get('peak_forward_mib'), 0)} | "
             f"{fmt(row.get('peak_train_mib'), 0)} |")
     lines += [
         '',
-        'fast/ref: throughput and latency as speed-ups (higher is better), '
-        'peak memory as fast ÷ reference (lower is better). GFLOP/s = 2 × '
-        f"backbone multiply-adds at {report['settings']['size']}² × img/s.",
+        'Ratio rows (**a/b**): throughput and time as speed-ups of a over b '
+        '(higher is better), peak memory as a ÷ b (lower is better).',
     ]
+    for key, checks in report['equality'].items():
+        for side, c in checks.items():
+            lines.append(
+                f"- {key}, {side} vs fast (fp32): max |Δ features| "
+                f"{c['max_abs_feature_diff']:.1e} (features up to "
+                f"{c['feature_scale']:.1f}), max relative Δ gradient "
+                f"{c['max_rel_grad_diff']:.1e}")
+    for row in report['results']:
+        if 'compile_train_s' in row:
+            lines.append(
+                f"- {row['arch']} {row['precision']} compiled: first calls "
+                f"{row['compile_forward_s']:.1f} s (forward), "
+                f"{row['compile_train_s']:.1f} s (train step)")
     return '\n'.join(lines)
 
 
@@ -387,6 +592,14 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     return f'{platform.processor() or platform.machine()} CPU ' \
         f'({os.cpu_count()} logical cores)'
+
+
+def ratio_rows(rows: Dict[str, Dict], arch, precision) -> List[Dict]:
+    pairs = [('fast', 'official'), ('compiled', 'official'),
+             ('fast', 'reference'), ('compiled', 'fast')]
+    return [dict(arch=ARCH_NAMES.get(arch, arch), precision=precision,
+                 impl=f'{a}/{b}', ratios=ratios(rows[a], rows[b]))
+            for a, b in pairs if a in rows and b in rows]
 
 
 def main(argv=None):
@@ -399,46 +612,57 @@ def main(argv=None):
     if args.device == 'auto':
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     device = torch.device(args.device)
+    cuda = device.type == 'cuda'
+    if cuda:
+        torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
     precisions = args.precisions or (
-        ['fp32', 'amp'] if device.type == 'cuda' else ['fp32'])
+        ['fp32', 'bf16', 'fp16'] if cuda else ['fp32'])
+    sides = ['fast'] + ([] if args.no_reference else ['reference']) + \
+        (['official'] if args.official else []) + \
+        (['compiled'] if args.compile else [])
 
     load = os.getloadavg() if hasattr(os, 'getloadavg') else None
     env = dict(
         device=str(device), device_name=device_name(device),
         threads=torch.get_num_threads(), torch=torch.__version__,
         load_average=None if load is None else [round(v, 2) for v in load],
-        sgemm_gflops=sgemm_gflops(device, args.repeats))
-    if device.type == 'cuda':
-        env['amp_dtype'] = str(amp_dtype(device))
+        sgemm_gflops=sgemm_gflops(device, args.repeats),
+        cudnn_benchmark=cuda and not args.no_cudnn_benchmark)
     print(f"SGEMM: {env['sgemm_gflops']:.1f} GFLOP/s", flush=True)
 
     results: List[Dict] = []
+    equality = {}
     for arch in args.archs:
         macs = backbone_macs(arch, args.size)
+        models = build_sides(arch, sides, args.official, device)
+        plain = {s: m for s, m in models.items() if s != 'compiled'}
+        equality[ARCH_NAMES.get(arch, arch)] = compare_sides(
+            plain, device, min(args.size, 96))
+        print(json.dumps(equality), flush=True)
         for precision in precisions:
-            by_impl = {}
-            for impl in IMPLS:
-                row = bench_impl(arch, impl, precision, device, args)
-                row['forward_gflops'] = 2 * macs * row['forward_img_s'] / 1e9
+            rows = bench(models, arch, precision, device, args)
+            for row in rows.values():
                 row['macs'] = macs
-                by_impl[impl] = row
-                results.append(row)
+                row['forward_gflops'] = \
+                    2 * macs * row['forward_img_s'] / 1e9
                 print(json.dumps(row), flush=True)
-            results.append(dict(
-                arch=ARCH_NAMES.get(arch, arch), precision=precision,
-                impl='fast/reference',
-                ratios=ratios(by_impl['fast'], by_impl['reference'])))
+            results += list(rows.values())
+            results += ratio_rows(rows, arch, precision)
+        del models, plain
+        if cuda:
+            torch.cuda.empty_cache()
 
     report = dict(environment=env,
                   settings=dict(batch=args.batch, size=args.size,
                                 large_size=args.large_size,
-                                repeats=args.repeats, warmup=args.warmup),
-                  results=results)
+                                large_batch=args.large_batch,
+                                repeats=args.repeats, warmup=args.warmup,
+                                official=args.official),
+                  equality=equality, results=results)
     table = markdown_table(report)
     print(table)
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)),
-                    exist_ok=True)
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
             json.dump(report, f, indent=2)
     if args.markdown:

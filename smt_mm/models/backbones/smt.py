@@ -62,6 +62,23 @@ def _tokens_as_image(x: torch.Tensor, hw_shape: Tuple[int, int]):
     return x.unflatten(1, hw_shape).permute(0, 3, 1, 2)
 
 
+def _depthwise(conv: nn.Conv2d, x: torch.Tensor,
+               weight: torch.Tensor = None) -> torch.Tensor:
+    """``conv`` (a depthwise conv) of a channels-last ``x``.
+
+    Its weight enters through a view: a depthwise conv's weight gradient on
+    channels-last input comes back with the strides of a channels-last
+    (C, 1, k, k) tensor, which differ from the parameter's in the size-1
+    dimension only. DDP's bucket views take the parameter's strides, so it
+    would copy every such gradient (and warn "Grad strides do not match
+    bucket view strides"); the view's backward returns the gradient with
+    the parameter's own strides, without a copy.
+    """
+    weight = conv.weight if weight is None else weight
+    return F.conv2d(x, weight.view(weight.shape), conv.bias, conv.stride,
+                    conv.padding, conv.dilation, conv.groups)
+
+
 def _image_as_tokens(x: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`_tokens_as_image` (a view when ``x`` is
     channels-last, a copy otherwise)."""
@@ -181,8 +198,8 @@ class SAM(BaseModule):
         # (B, C / heads, heads, H, W): channel c * heads + i is head i's c
         mixed = x.new_empty(B, C // heads, heads, *hw_shape)
         for i, conv in enumerate(self.local_convs):
-            mixed[:, :, i] = conv(
-                _tokens_as_image(s[i].view(B, N, -1), hw_shape))
+            mixed[:, :, i] = _depthwise(
+                conv, _tokens_as_image(s[i].view(B, N, -1), hw_shape))
         modulator = self.act(self._aggregate(mixed.flatten(1, 2)))
         # proj1 as (C, 2C) @ (B, 2C, N): NCHW out, read as tokens below
         modulator = torch.matmul(self.proj1.weight.flatten(1),
@@ -251,7 +268,8 @@ class MSA(BaseModule):
         # SDPA's CPU/GPU kernels lay the output out as (B, N, heads, d), so
         # this transpose + reshape is a view.
         out = out.transpose(1, 2).reshape(B, N, C)
-        local = self.local_conv(_tokens_as_image(v.flatten(2), hw_shape))
+        local = _depthwise(self.local_conv,
+                           _tokens_as_image(v.flatten(2), hw_shape))
         return self.proj(out + _image_as_tokens(local))
 
 
@@ -295,9 +313,9 @@ class DWConvFFN(BaseModule):
             centre = weight.shape[-1] // 2
             identity = torch.zeros_like(weight)
             identity[..., centre, centre] = 1
-            h = _image_as_tokens(F.conv2d(
-                _tokens_as_image(h, hw_shape), weight + identity,
-                self.dwconv.bias, padding=centre, groups=weight.shape[0]))
+            h = _image_as_tokens(_depthwise(
+                self.dwconv, _tokens_as_image(h, hw_shape),
+                weight.view(weight.shape) + identity))
         return self.fc2(self.act(h))
 
 

@@ -1,0 +1,90 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""The benchmark's official baseline: loaded from the official file by path,
+it computes what our backbone computes on the same weights, and the CLI
+reports every side with the comparison."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO, run_tool
+
+BENCH_DIR = osp.join(REPO, 'tools', 'analysis')
+OFFICIAL = os.environ.get('SMT_OFFICIAL', osp.join(
+    osp.dirname(REPO), 'shared', 'official', 'models_smt.py'))
+
+
+def _import(name):
+    sys.path.insert(0, BENCH_DIR)
+    try:
+        spec = importlib.util.spec_from_file_location(
+            name, osp.join(BENCH_DIR, f'{name}.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(BENCH_DIR)
+
+
+@pytest.fixture(scope='module')
+def official_file():
+    if not osp.isfile(OFFICIAL):
+        pytest.skip(f'official models/smt.py not found at {OFFICIAL}; set '
+                    'SMT_OFFICIAL to its path')
+    return OFFICIAL
+
+
+def test_official_module_loads_without_its_imports(official_file):
+    loader = _import('official_smt')
+    before = {name for name in ('timm', 'ptflops', 'thop')
+              if name in sys.modules}
+    module = loader.load_official_module(official_file)
+    assert hasattr(module, 'smt_t')
+    # the stand-ins are gone again
+    assert {name for name in ('timm', 'ptflops', 'thop')
+            if name in sys.modules} == before
+
+
+def test_official_and_ours_agree_on_the_same_weights(official_file):
+    bench = _import('benchmark')
+    models = bench.build_sides('tiny', ['fast', 'reference', 'official'],
+                               official_file, torch.device('cpu'))
+    report = bench.compare_sides(models, torch.device('cpu'), 64)
+    for side in ('reference', 'official'):
+        assert report[side]['max_abs_feature_diff'] < 1e-4, report
+        assert report[side]['max_rel_grad_diff'] < 1e-3, report
+
+
+def test_missing_official_file_is_one_line(tmp_path):
+    loader = _import('official_smt')
+    with pytest.raises(FileNotFoundError, match='official SMT model file'):
+        loader.load_official_module(str(tmp_path / 'nope.py'))
+    proc = run_tool([sys.executable, 'tools/analysis/benchmark.py',
+                     '--official', str(tmp_path / 'nope.py')], check=False)
+    assert proc.returncode == 2
+    assert '--official: no such file' in proc.stderr
+
+
+def test_benchmark_cli_reports_every_side(official_file, tmp_path):
+    out = tmp_path / 'bench.json'
+    md = tmp_path / 'bench.md'
+    run_tool([sys.executable, 'tools/analysis/benchmark.py', '--archs', 't',
+              '--batch', '1', '--size', '64', '--large-size', '64', '96',
+              '--repeats', '1', '--warmup', '0', '--no-memory',
+              '--official', official_file, '--out', str(out),
+              '--markdown', str(md)])
+    report = json.loads(out.read_text())
+    impls = [row['impl'] for row in report['results']]
+    assert impls == ['fast', 'reference', 'official', 'fast/official',
+                     'fast/reference']
+    for row in report['results'][:3]:
+        for key in ('forward_img_s', 'train_img_s', 'latency_ms',
+                    'large_train_ms'):
+            assert row[key] > 0, (row, key)
+    assert report['equality']['tiny']['official'][
+        'max_abs_feature_diff'] < 1e-4
+    assert '**fast/official**' in md.read_text()
