@@ -105,11 +105,22 @@ def set_work_dir(cfg: Config, config_path: str,
 
 
 def enable_amp(cfg: Config) -> None:
-    """Switch the optimizer wrapper to mixed precision."""
+    """Switch the optimizer wrapper to mixed precision: mmengine's
+    ``AmpOptimWrapper`` (fp16 with loss scaling) on a GPU; without one,
+    bfloat16 autocast of the backbone and neck
+    (:class:`~smt_mm.engine.BF16AmpOptimWrapper`; mmcv's CPU ops in the
+    heads take float32 only)."""
     wrapper = cfg.optim_wrapper
-    if wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
+    if wrapper.get('type', 'OptimWrapper') in ('AmpOptimWrapper',
+                                               'BF16AmpOptimWrapper'):
+        return
+    if torch.cuda.is_available():
         wrapper.type = 'AmpOptimWrapper'
         wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        wrapper.type = 'BF16AmpOptimWrapper'
+        wrapper.pop('loss_scale', None)
+        wrapper.setdefault('autocast_modules', ('backbone', 'neck'))
 
 
 def enable_auto_scale_lr(cfg: Config) -> None:
