@@ -8,18 +8,47 @@
 #   MMCV_WHEEL  a prebuilt mmcv 2.1.0 wheel for this torch, used instead of
 #               building from source
 #   MAX_JOBS    parallel compile jobs for mmcv (default: all cores)
-#   FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=...  GPU variant (see README)
+#   MMCV_WHEEL_DIR  where the GPU variant keeps the mmcv wheel it builds
+#               (default: build/wheels)
+#   FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=...  GPU variant (see README): builds
+#               mmcv's CUDA ops; without CUDA_HOME it takes the compiler from
+#               PyPI's cuda-toolkit of torch's CUDA version (only a driver is
+#               needed on the machine, and none to compile)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+GPU=${FORCE_CUDA:-0}
 pip_install() { "$PY" -m pip install "$@"; }
 mmcv_ops_work() {
-  "$PY" - <<'PY' 2>/dev/null
-import torch, mmcv
-from mmcv.ops import nms
+  GPU=$GPU "$PY" - <<'PY' 2>/dev/null
+import os, torch, mmcv
+from mmcv.ops import get_compiling_cuda_version, nms
 assert mmcv.__version__ == '2.1.0'
 nms(torch.rand(4, 4) * 10, torch.rand(4), 0.5)
+if os.environ['GPU'] == '1':  # the ops must have been compiled with CUDA
+    assert get_compiling_cuda_version() != 'not available'
+    if torch.cuda.is_available():
+        nms(torch.rand(4, 4).cuda() * 10, torch.rand(4).cuda(), 0.5)
 PY
+}
+use_pypi_cuda_compiler() {
+  # nvcc, headers and CCCL of the cuda-toolkit release torch was built with
+  local major version
+  major=$("$PY" -c "import torch; print((torch.version.cuda or '').split('.')[0])")
+  if [ -z "$major" ]; then
+    echo "FORCE_CUDA=1: the installed torch has no CUDA support" >&2; exit 1
+  fi
+  version=$("$PY" -c "from importlib.metadata import version; print(version('cuda-toolkit'))")
+  pip_install "cuda-toolkit[nvcc,cccl]==$version"
+  CUDA_HOME=$("$PY" -c "import os, nvidia; print(next(p for p in (os.path.join(d, 'cu$major') for d in nvidia.__path__) if os.path.isdir(p)))")
+  export CUDA_HOME PATH="$CUDA_HOME/bin:$PATH"
+  # The wheel ships libcudart.so.$major only; the linker's -lcudart needs
+  # the unversioned name: give it one outside site-packages.
+  local links
+  links=$(mktemp -d)
+  ln -s "$CUDA_HOME/lib/libcudart.so.$major" "$links/libcudart.so"
+  export LIBRARY_PATH="$links${LIBRARY_PATH:+:$LIBRARY_PATH}"
+  echo "compiling mmcv's CUDA ops with $("$CUDA_HOME/bin/nvcc" --version | tail -1)"
 }
 
 pip_install -U pip
@@ -30,6 +59,20 @@ if mmcv_ops_work; then
   echo "mmcv 2.1.0 with ops is already installed"
 elif [ -n "${MMCV_WHEEL:-}" ]; then
   pip_install "$MMCV_WHEEL"
+elif [ "$GPU" = 1 ]; then
+  if [ -z "${CUDA_HOME:-}" ] || [ ! -x "$CUDA_HOME/bin/nvcc" ]; then
+    use_pypi_cuda_compiler
+  fi
+  # A wheel kept for MMCV_WHEEL= on other machines with this torch; built
+  # outside pip's wheel cache, which a CPU install must never pick up.
+  wheels=${MMCV_WHEEL_DIR:-build/wheels}
+  rm -f "$wheels"/mmcv-2.1.0-*.whl
+  MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PY" -m pip wheel \
+    --no-build-isolation --no-cache-dir --no-deps -w "$wheels" \
+    -r requirements/mmcv.txt
+  pip_install --force-reinstall --no-deps "$wheels"/mmcv-2.1.0-*.whl
+  pip_install -r requirements/mmcv.txt  # its pure-Python dependencies
+  echo "mmcv wheel with CUDA ops: $(ls "$wheels"/mmcv-2.1.0-*.whl)"
 else
   export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
   pip_install --no-build-isolation -r requirements/mmcv.txt
@@ -39,7 +82,10 @@ else
       --no-deps -r requirements/mmcv.txt
   fi
 fi
-mmcv_ops_work || { echo "mmcv 2.1.0 ops do not load" >&2; exit 1; }
+mmcv_ops_work || {
+  echo "mmcv 2.1.0 ops do not load$([ "$GPU" = 1 ] && echo ' or lack CUDA')" >&2
+  exit 1
+}
 pip_install -r requirements/runtime.txt -r requirements/tests.txt
 pip_install --no-build-isolation -e .
 "$PY" -c "import mmcv.ops, mmdet.models, mmseg.models, mmpretrain.models, smt_mm; print('SMT-MM', smt_mm.__version__, 'installed')"
