@@ -1,10 +1,17 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""The fast and reference computations of SMT agree, and the backbone
-compiles."""
+"""SMT computes what the plain reference computation computes (outputs and
+gradients), with either attention kernel, and compiles."""
+import os.path as osp
+import sys
+
 import pytest
 import torch
 
+from conftest import REPO
 from smt_mm.models import SMT
+
+sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
+from reference_smt import ReferenceSMT  # noqa: E402
 
 MINI_ARCH = dict(embed_dims=[16, 32, 64, 128], depths=[1, 2, 3, 1])
 
@@ -23,8 +30,8 @@ def _randomise_batchnorms(model):
             m.bias.data.copy_(torch.rand(m.num_features, generator=gen))
 
 
-def _run(model, impl, x, train):
-    model.set_impl(impl).train(train)
+def _run(model, x, train):
+    model.train(train)
     model.zero_grad()
     x = x.clone().requires_grad_(train)
     # train mode updates BN running stats: start each run from the same ones
@@ -59,8 +66,8 @@ def test_fast_matches_reference(size, train):
     model.init_weights()
     _randomise_batchnorms(model)
     x = torch.randn(2, 3, *size)
-    ref_outs, ref_grads = _run(model, 'reference', x, train)
-    fast_outs, fast_grads = _run(model, 'fast', x, train)
+    ref_outs, ref_grads = _run(ReferenceSMT(model), x, train)
+    fast_outs, fast_grads = _run(model, x, train)
     for fast, ref in zip(fast_outs, ref_outs):
         assert fast.is_contiguous()
         assert (fast - ref).abs().max().item() <= 1e-5
@@ -68,16 +75,23 @@ def test_fast_matches_reference(size, train):
         _assert_grads_close(fast_grads, ref_grads)
 
 
-def test_fast_and_reference_share_state_dict_keys():
-    fast = SMT(MINI_ARCH, impl='fast')
-    ref = SMT(MINI_ARCH, impl='reference')
-    assert {k: v.shape for k, v in fast.state_dict().items()} == \
-        {k: v.shape for k, v in ref.state_dict().items()}
+def test_explicit_attention_switch_matches_fused():
+    torch.manual_seed(0)
+    model = SMT(MINI_ARCH).eval()
+    x = torch.randn(1, 3, 64, 96)
+    fused = model(x)
+    msa = [m for m in model.modules() if hasattr(m, 'fused_attn')]
+    assert msa and all(m.fused_attn for m in msa)
+    for m in msa:
+        m.fused_attn = False
+    for a, b in zip(model(x), fused):
+        assert (a - b).abs().max().item() <= 1e-5
 
 
-def test_bad_impl_is_a_clear_error():
-    with pytest.raises(ValueError, match="impl must be one of"):
-        SMT(MINI_ARCH, impl='turbo')
+def test_fused_attn_default_follows_the_environment(monkeypatch):
+    monkeypatch.setenv('SMT_FUSED_ATTN', '0')
+    assert not any(getattr(m, 'fused_attn', False)
+                   for m in SMT(MINI_ARCH).modules())
 
 
 def test_fast_path_with_cp_and_layer_scale():
@@ -87,9 +101,9 @@ def test_fast_path_with_cp_and_layer_scale():
     x = torch.randn(1, 3, 64, 64)
     # drop_path draws random numbers: compare from the same seed
     torch.manual_seed(1)
-    fast_outs, fast_grads = _run(model, 'fast', x, True)
+    fast_outs, fast_grads = _run(model, x, True)
     torch.manual_seed(1)
-    ref_outs, ref_grads = _run(model, 'reference', x, True)
+    ref_outs, ref_grads = _run(ReferenceSMT(model), x, True)
     for fast, ref in zip(fast_outs, ref_outs):
         assert (fast - ref).abs().max().item() <= 1e-5
     _assert_grads_close(fast_grads, ref_grads)

@@ -16,8 +16,11 @@ import sys
 import pytest
 import torch
 
-from conftest import run_tool, write_tiny_det_config
+from conftest import REPO, run_tool, write_tiny_det_config
 from smt_mm.models import SMT
+
+sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
+from reference_smt import ReferenceSMT  # noqa: E402
 
 pytestmark = [
     pytest.mark.gpu,
@@ -42,8 +45,10 @@ def no_tf32():
 
 
 def _model(impl='fast'):
+    """The SMT model on the GPU, or (``'reference'``) its plain reference
+    computation over the same weights."""
     torch.manual_seed(0)
-    model = SMT(MINI_ARCH, impl=impl)
+    model = SMT(MINI_ARCH)
     model.init_weights()
     gen = torch.Generator().manual_seed(3)
     for m in model.modules():  # non-trivial BN statistics to fold
@@ -51,7 +56,8 @@ def _model(impl='fast'):
             m.running_mean.copy_(torch.rand(m.num_features, generator=gen))
             m.running_var.copy_(0.5 + torch.rand(m.num_features,
                                                  generator=gen))
-    return model.cuda()
+    model = model.cuda()
+    return ReferenceSMT(model) if impl == 'reference' else model
 
 
 def _outputs_and_grads(model, x, dtype=None, train=True):

@@ -3,9 +3,9 @@
 
 Sides (all with the same weights, built once and copied):
 
-* ``fast``: :class:`smt_mm.models.SMT` with ``impl='fast'`` (the default);
-* ``reference``: the same model with ``impl='reference'`` (plain NCHW,
-  explicit attention);
+* ``fast``: :class:`smt_mm.models.SMT` as it computes;
+* ``reference``: the same model computed by ``reference_smt.py`` (plain
+  NCHW, one conv per head, explicit attention, nothing folded);
 * ``official`` (with ``--official PATH``): the official repository's
   ``models/smt.py``, loaded from that path (see ``official_smt.py``);
 * ``compiled`` (with ``--compile``): ``torch.compile`` of the fast model;
@@ -179,9 +179,11 @@ def build_sides(arch: str, sides: List[str], official_path: Optional[str],
     for side in sides:
         if side == 'official':
             continue
-        impl = 'reference' if side == 'reference' else 'fast'
-        model = SMT(name, out_indices=(3, ), impl=impl)
+        model = SMT(name, out_indices=(3, ))
         model.load_state_dict(state)
+        if side == 'reference':
+            from reference_smt import ReferenceSMT
+            model = ReferenceSMT(model)
         features = Features(model, official=False)
         if side == 'compiled':
             features = torch.compile(features, dynamic=False)
@@ -258,8 +260,10 @@ def _named_grads(model) -> Dict[str, torch.Tensor]:
     """Gradients keyed by our parameter names (official names converted)."""
     from smt_mm.models.utils import convert_official_key
     inner = getattr(model, '_orig_mod', model)
+    net = inner.model
+    net = getattr(net, 'model', net)  # ReferenceSMT wraps an SMT
     grads = {}
-    for name, param in inner.model.named_parameters():
+    for name, param in net.named_parameters():
         if param.grad is None:
             continue
         key = convert_official_key(name) if inner.official else name
@@ -324,19 +328,13 @@ def sgemm_gflops(device: torch.device, repeats: int) -> float:
 
 def backbone_macs(arch: str, size: int) -> float:
     """Multiply-adds of the backbone forward at ``size``, attention
-    matmuls included (the convention of smt_mm/utils/complexity.py)."""
-    from mmengine.analysis import FlopAnalyzer
-
+    matmuls included (the counter of ``tools/analysis/get_flops.py``)."""
     from smt_mm.models import SMT
-    from smt_mm.utils.complexity import attention_matmul_flops
+    from smt_mm.utils.complexity import analyze_flops
     model = SMT(ARCH_NAMES.get(arch, arch)).eval()
     with torch.no_grad():
-        analyzer = FlopAnalyzer(model, (torch.rand(1, 3, size, size), ))
-        analyzer.set_op_handle('aten::scaled_dot_product_attention',
-                               attention_matmul_flops)
-        analyzer.unsupported_ops_warnings(False)
-        analyzer.uncalled_modules_warnings(False)
-        return float(analyzer.total())
+        return float(analyze_flops(
+            model, (torch.rand(1, 3, size, size), )).total())
 
 
 # ----------------------------------------------------------------------

@@ -4,6 +4,7 @@
 Paper: "Scale-Aware Modulation Meet Transformer", ICCV 2023 (arXiv 2307.08579).
 """
 import math
+import os
 from copy import deepcopy
 from typing import Dict, List, Sequence, Tuple, Union
 
@@ -22,7 +23,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from smt_mm.errors import SMTConfigError, SMTConfigTypeError
 from ..utils import load_pretrained_backbone
 
-# Layer norm epsilons of the reference model: patch embeddings use PyTorch's
+# Layer norm epsilons of the official model: patch embeddings use PyTorch's
 # default, blocks and stage outputs use 1e-6.
 BLOCK_NORM_EPS = 1e-6
 
@@ -46,13 +47,12 @@ def _preset(embed_dims, depths, mlp_ratios, head_conv, use_layerscale):
         use_layerscale=use_layerscale)
 
 
-IMPLS = ('fast', 'reference')
-
-
-def _check_impl(impl: str) -> str:
-    if impl not in IMPLS:
-        raise SMTConfigError(f'SMT: impl must be one of {IMPLS}, got {impl!r}')
-    return impl
+def use_fused_attn() -> bool:
+    """Whether MSA blocks use PyTorch's fused attention kernel
+    (``F.scaled_dot_product_attention``) by default; ``SMT_FUSED_ATTN=0``
+    switches new models to the explicit ``softmax(q k^T) v`` (for export
+    tools or debugging). Each block's ``fused_attn`` can be set as well."""
+    return os.environ.get('SMT_FUSED_ATTN', '1') != '0'
 
 
 def _tokens_as_image(x: torch.Tensor, hw_shape: Tuple[int, int]):
@@ -98,18 +98,15 @@ class SAM(BaseModule):
         expand_ratio (int): Channel expansion of the aggregation. Defaults to 2.
         qkv_bias (bool): Bias in the value and scale projections.
             Defaults to True.
-        impl (str): ``'fast'`` or ``'reference'`` (see :class:`SMT`); both
-            use the same parameters. Defaults to ``'fast'``.
     """
 
     def __init__(self, embed_dims: int, num_heads: int = 4,
                  expand_ratio: int = 2, qkv_bias: bool = True,
-                 impl: str = 'fast', init_cfg=None):
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
                              f'the number of modulation heads ({num_heads})')
-        self.impl = _check_impl(impl)
         self.num_heads = num_heads
         head_dims = embed_dims // num_heads
         self.v = nn.Linear(embed_dims, embed_dims, bias=qkv_bias)
@@ -127,29 +124,6 @@ class SAM(BaseModule):
         self.act = nn.GELU()
         self.proj1 = nn.Conv2d(embed_dims * expand_ratio, embed_dims, 1)
         self.proj = nn.Linear(embed_dims, embed_dims)
-
-    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]):
-        if self.impl == 'reference':
-            return self.forward_reference(x, hw_shape)
-        return self.forward_fast(x, hw_shape)
-
-    def forward_reference(self, x: torch.Tensor,
-                          hw_shape: Tuple[int, int]) -> torch.Tensor:
-        """Plain NCHW computation: one conv per head, then interleave."""
-        B, N, C = x.shape
-        H, W = hw_shape
-        head_dims = C // self.num_heads
-        v = self.v(x)
-        s = self.s(x).reshape(B, H, W, self.num_heads, head_dims)
-        s = s.permute(3, 0, 4, 1, 2).contiguous()  # heads, B, C/h, H, W
-        heads = []
-        for i, conv in enumerate(self.local_convs):
-            heads.append(conv(s[i]).reshape(B, head_dims, 1, H, W))
-        # channel c * heads + i of the mixed map is channel c of head i
-        mixed = torch.cat(heads, dim=2).reshape(B, C, H, W)
-        modulator = self.proj1(self.act(self.bn(self.proj0(mixed))))
-        modulator = modulator.reshape(B, C, N).permute(0, 2, 1).contiguous()
-        return self.proj(modulator * v)
 
     def _head_major_s(self, x: torch.Tensor) -> torch.Tensor:
         """The scale projection as (heads, B * N, C / heads), contiguous.
@@ -180,8 +154,8 @@ class SAM(BaseModule):
         bias = (self.proj0.bias - bn.running_mean) * scale + bn.bias
         return F.conv2d(mixed, weight, bias, groups=self.proj0.groups)
 
-    def forward_fast(self, x: torch.Tensor,
-                     hw_shape: Tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor,
+                hw_shape: Tuple[int, int]) -> torch.Tensor:
         """Head convs on channels-last views; aggregation in NCHW.
 
         Measured on CPU: depthwise convs are fastest on channels-last
@@ -217,17 +191,20 @@ class MSA(BaseModule):
         num_heads (int): Number of attention heads.
         qkv_bias (bool): Bias in the query/key/value projections.
             Defaults to True.
-        impl (str): ``'fast'`` or ``'reference'`` (see :class:`SMT`).
-            Defaults to ``'fast'``.
+
+    Attributes:
+        fused_attn (bool): Compute the attention with PyTorch's fused
+            kernel (no N x N map kept for the backward pass) rather than
+            explicitly. Defaults to :func:`use_fused_attn`.
     """
 
     def __init__(self, embed_dims: int, num_heads: int,
-                 qkv_bias: bool = True, impl: str = 'fast', init_cfg=None):
+                 qkv_bias: bool = True, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
                              f'the number of attention heads ({num_heads})')
-        self.impl = _check_impl(impl)
+        self.fused_attn = use_fused_attn()
         self.num_heads = num_heads
         self.scale = (embed_dims // num_heads)**-0.5
         self.q = nn.Linear(embed_dims, embed_dims, bias=qkv_bias)
@@ -236,37 +213,22 @@ class MSA(BaseModule):
                                     groups=embed_dims)
         self.proj = nn.Linear(embed_dims, embed_dims)
 
-    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]):
-        if self.impl == 'reference':
-            return self.forward_reference(x, hw_shape)
-        return self.forward_fast(x, hw_shape)
-
-    def forward_reference(self, x: torch.Tensor,
-                          hw_shape: Tuple[int, int]) -> torch.Tensor:
-        """Explicit ``softmax(q k^T * scale) v`` (keeps the N x N map)."""
-        B, N, C = x.shape
-        q = self.q(x).reshape(B, N, self.num_heads, -1).permute(0, 2, 1, 3)
-        kv = self.kv(x).reshape(B, N, 2, self.num_heads, -1)
-        k, v = kv.permute(2, 0, 3, 1, 4)
-        attn = (q @ k.transpose(-2, -1)) * self.scale
-        out = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, N, C)
-        v_img = v.transpose(1, 2).reshape(B, N, C).transpose(1, 2)
-        v_img = v_img.reshape(B, C, *hw_shape).contiguous()
-        local = self.local_conv(v_img).reshape(B, C, N).transpose(1, 2)
-        return self.proj(out + local)
-
-    def forward_fast(self, x: torch.Tensor,
-                     hw_shape: Tuple[int, int]) -> torch.Tensor:
-        """One q/k/v GEMM, fused SDPA kernel (no N x N map kept), and the
-        value conv on a channels-last view."""
+    def forward(self, x: torch.Tensor,
+                hw_shape: Tuple[int, int]) -> torch.Tensor:
+        """One q/k/v GEMM, the attention, and the value conv on a
+        channels-last view."""
         B, N, C = x.shape
         qkv = F.linear(x, torch.cat([self.q.weight, self.kv.weight]),
                        _cat_or_none(self.q.bias, self.kv.bias))
         q, k, v = qkv.view(B, N, 3, self.num_heads, -1).unbind(2)
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        q, k, v_heads = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if self.fused_attn:
+            out = F.scaled_dot_product_attention(q, k, v_heads)
+        else:
+            attn = (q @ k.transpose(-2, -1)) * self.scale
+            out = attn.softmax(dim=-1) @ v_heads
         # SDPA's CPU/GPU kernels lay the output out as (B, N, heads, d), so
-        # this transpose + reshape is a view.
+        # this transpose + reshape is a view there (a copy otherwise).
         out = out.transpose(1, 2).reshape(B, N, C)
         local = _depthwise(self.local_conv,
                            _tokens_as_image(v.flatten(2), hw_shape))
@@ -285,14 +247,11 @@ class DWConvFFN(BaseModule):
     Args:
         embed_dims (int): Input/output channels.
         feedforward_channels (int): Hidden channels.
-        impl (str): ``'fast'`` or ``'reference'`` (see :class:`SMT`).
-            Defaults to ``'fast'``.
     """
 
     def __init__(self, embed_dims: int, feedforward_channels: int,
-                 impl: str = 'fast', init_cfg=None):
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        self.impl = _check_impl(impl)
         self.fc1 = nn.Linear(embed_dims, feedforward_channels)
         self.dwconv = nn.Conv2d(feedforward_channels, feedforward_channels,
                                 3, padding=1, groups=feedforward_channels)
@@ -301,21 +260,16 @@ class DWConvFFN(BaseModule):
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]):
         h = self.fc1(x)
-        if self.impl == 'reference':
-            h_img = h.transpose(1, 2).reshape(h.shape[0], -1, *hw_shape)
-            h_img = self.dwconv(h_img.contiguous())
-            h = h + h_img.flatten(2).transpose(1, 2)
-        else:
-            # h + dwconv(h) is a depthwise conv whose centre tap is one
-            # larger: adding the identity to the kernel saves a full-size
-            # add and its saved activations.
-            weight = self.dwconv.weight
-            centre = weight.shape[-1] // 2
-            identity = torch.zeros_like(weight)
-            identity[..., centre, centre] = 1
-            h = _image_as_tokens(_depthwise(
-                self.dwconv, _tokens_as_image(h, hw_shape),
-                weight.view(weight.shape) + identity))
+        # h + dwconv(h) is a depthwise conv whose centre tap is one larger:
+        # adding the identity to the kernel saves a full-size add and its
+        # saved activations.
+        weight = self.dwconv.weight
+        centre = weight.shape[-1] // 2
+        identity = torch.zeros_like(weight)
+        identity[..., centre, centre] = 1
+        h = _image_as_tokens(_depthwise(
+            self.dwconv, _tokens_as_image(h, hw_shape),
+            weight.view(weight.shape) + identity))
         return self.fc2(self.act(h))
 
 
@@ -335,25 +289,22 @@ class SMTBlock(BaseModule):
         layer_scale_init_value (float): Initial layer scale; 0 disables it.
         with_cp (bool): Recompute this block in the backward pass to save
             memory.
-        impl (str): ``'fast'`` or ``'reference'`` (see :class:`SMT`).
     """
 
     def __init__(self, embed_dims, mlp_ratio, use_sam, ca_num_heads,
                  sa_num_heads, expand_ratio=2, qkv_bias=True,
                  drop_path_rate=0., layer_scale_init_value=0., with_cp=False,
-                 impl='fast', init_cfg=None):
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
         self.norm1 = nn.LayerNorm(embed_dims, eps=BLOCK_NORM_EPS)
         if use_sam:
-            self.attn = SAM(embed_dims, ca_num_heads, expand_ratio, qkv_bias,
-                            impl=impl)
+            self.attn = SAM(embed_dims, ca_num_heads, expand_ratio, qkv_bias)
         else:
-            self.attn = MSA(embed_dims, sa_num_heads, qkv_bias, impl=impl)
+            self.attn = MSA(embed_dims, sa_num_heads, qkv_bias)
         self.drop_path = DropPath(drop_path_rate)
         self.norm2 = nn.LayerNorm(embed_dims, eps=BLOCK_NORM_EPS)
-        self.ffn = DWConvFFN(embed_dims, int(embed_dims * mlp_ratio),
-                             impl=impl)
+        self.ffn = DWConvFFN(embed_dims, int(embed_dims * mlp_ratio))
         if layer_scale_init_value > 0:
             self.gamma1 = nn.Parameter(
                 torch.full((embed_dims, ), float(layer_scale_init_value)))
@@ -447,18 +398,12 @@ class SMT(BaseModule):
             Defaults to False.
         with_cp (bool): Use activation checkpointing in every block to save
             memory at the cost of recomputation. Defaults to False.
-        impl (str): ``'fast'`` (channels-last layouts, fused kernels, folded
-            weights) or ``'reference'`` (a plain NCHW implementation with
-            explicit attention, kept as a numerical and speed baseline).
-            Both have the same parameters and state dict and agree within
-            float32 rounding; switch later with :meth:`set_impl`.
-            Defaults to ``'fast'``.
         init_cfg (dict, optional): Initialisation config. With
             ``dict(type='Pretrained', checkpoint=PATH)`` the backbone loads
             an official release file (state dict under ``model``) or a
             checkpoint of this toolkit (``backbone.`` keys) strictly: only a
             classification head may be left out. Defaults to None (the
-            initialisation of the reference implementation).
+            initialisation of the official code).
 
     Examples:
         >>> import torch
@@ -484,7 +429,7 @@ class SMT(BaseModule):
     }
     per_stage_keys = ('embed_dims', 'depths', 'mlp_ratios', 'ca_num_heads',
                       'sa_num_heads', 'ca_attentions')
-    # The stage whose blocks alternate SAM and MSA in the reference model.
+    # The stage whose blocks alternate SAM and MSA in the official model.
     hybrid_stage = 2
     # Smallest input side: the total stride, so that the last stage's map
     # still covers a whole stride-32 cell (the architecture's stated input
@@ -499,10 +444,8 @@ class SMT(BaseModule):
                  frozen_stages: int = 0,
                  norm_eval: bool = False,
                  with_cp: bool = False,
-                 impl: str = 'fast',
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        self.impl = _check_impl(impl)
         self.arch_settings = self.parse_arch(arch)
         s = self.arch_settings
         self.num_stages = len(s['depths'])
@@ -541,8 +484,7 @@ class SMT(BaseModule):
                     qkv_bias=s['qkv_bias'],
                     drop_path_rate=dpr[sum(s['depths'][:i]) + j],
                     layer_scale_init_value=layer_scale,
-                    with_cp=with_cp,
-                    impl=impl))
+                    with_cp=with_cp))
             self.stages.append(SMTStage(patch_embed, blocks, dims))
             prev_dims = dims
         self._freeze_stages()
@@ -612,7 +554,7 @@ class SMT(BaseModule):
     # ------------------------------------------------------------------
     def init_weights(self):
         """Load a pretrained checkpoint strictly, or initialise as the
-        reference implementation does (truncated normal linears, fan-out
+        official code does (truncated normal linears, fan-out
         normal convs counting groups, unit norms)."""
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
@@ -634,15 +576,6 @@ class SMT(BaseModule):
                            m.out_channels // m.groups)
                 normal_init(m, mean=0., std=math.sqrt(2. / fan_out), bias=0.)
         self._is_init = True
-
-    def set_impl(self, impl: str) -> 'SMT':
-        """Switch every block between the ``'fast'`` and ``'reference'``
-        computation (same parameters); returns the model."""
-        self.impl = _check_impl(impl)
-        for m in self.modules():
-            if isinstance(m, (SAM, MSA, DWConvFFN)):
-                m.impl = impl
-        return self
 
     def _freeze_stages(self):
         for stage in self.stages[:self.frozen_stages]:
