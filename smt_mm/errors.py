@@ -19,3 +19,19 @@ class SMTConfigError(SMTError, ValueError):
 
 class SMTConfigTypeError(SMTError, TypeError):
     """A setting of the wrong type; a ``TypeError`` for plain callers."""
+
+
+class LaunchError(SMTError, RuntimeError):
+    """A command-line or config problem the user has to fix."""
+
+
+class CheckpointMismatchError(SMTError, RuntimeError):
+    """A checkpoint does not fit the model it is loaded into."""
+
+
+class CheckpointLoadError(SMTError, RuntimeError):
+    """A checkpoint file is missing, unreadable or corrupt."""
+
+
+class UnsafeCheckpointError(CheckpointLoadError):
+    """A checkpoint holds objects whose unpickling could run code."""

@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from conftest import run_tool, write_tiny_det_config
 from smt_mm.engine import BF16AmpOptimWrapper
-from smt_mm.utils import launch
+from smt_mm.utils.config import enable_amp
 
 
 class Net(torch.nn.Module):
@@ -58,12 +58,12 @@ def test_autocast_modules_limits_bf16_to_those_children():
 
 def test_enable_amp_picks_the_wrapper_for_the_device(monkeypatch):
     cfg = Config(dict(optim_wrapper=dict(optimizer=dict(type='SGD'))))
-    launch.enable_amp(cfg)
+    enable_amp(cfg)
     assert cfg.optim_wrapper.type == 'BF16AmpOptimWrapper'
     assert tuple(cfg.optim_wrapper.autocast_modules) == ('backbone', 'neck')
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     cfg = Config(dict(optim_wrapper=dict(optimizer=dict(type='SGD'))))
-    launch.enable_amp(cfg)
+    enable_amp(cfg)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
 
 

@@ -11,7 +11,7 @@ import torch
 from conftest import REPO, write_tiny_det_config
 from smt_mm.errors import SMTConfigError
 from smt_mm.models import SMT
-from smt_mm.utils import launch
+from smt_mm.utils.cli import run_cli
 
 TINY_ARCH = dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 1, 1])
 
@@ -46,7 +46,7 @@ def test_run_cli_prints_one_line_for_smt_errors(capsys):
         SMT(TINY_ARCH)(torch.rand(1, 3, 16, 40))
 
     with pytest.raises(SystemExit) as exit_info:
-        launch.run_cli(main)
+        run_cli(main)
     assert exit_info.value.code == ('error: SMT: input 16x40 (HxW) is '
                                     'smaller than the minimum 32x32; resize '
                                     'or pad the images to at least that size')

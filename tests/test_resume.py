@@ -15,7 +15,7 @@ from mmengine.config import Config
 
 from conftest import REPO, run_tool, write_tiny_det_config
 from smt_mm.safe_io import AtomicLocalBackend, is_complete_checkpoint
-from smt_mm.utils import launch
+from smt_mm.utils.resume import latest_complete_checkpoint, set_resume
 
 TRAIN = [sys.executable, 'tools/train.py']
 KILL_AT = (2, 1)  # (epoch, iteration in epoch) logged before SIGKILL
@@ -111,7 +111,7 @@ def test_killed_save_keeps_the_previous_checkpoint(tmp_path):
     # The only trace is a hidden temporary file that no resume picks up.
     leftovers = [p.name for p in tmp_path.iterdir() if p != path]
     assert all(n.startswith('.epoch_1.pth.') for n in leftovers)
-    assert launch.latest_complete_checkpoint(str(tmp_path)) == str(path)
+    assert latest_complete_checkpoint(str(tmp_path)) == str(path)
 
 
 def test_failed_save_leaves_no_partial_file(tmp_path, monkeypatch):
@@ -136,11 +136,11 @@ def test_resume_auto_skips_a_truncated_checkpoint(tmp_path):
     os.utime(bad, (good.stat().st_mtime + 10, ) * 2)
     (tmp_path / 'last_checkpoint').write_text(str(bad))
     cfg = Config(dict(work_dir=str(tmp_path)))
-    launch.set_resume(cfg, 'auto')
+    set_resume(cfg, 'auto')
     assert cfg.resume is True and cfg.load_from == str(good)
 
     # Nothing valid: resume starts from scratch (mmengine's own behaviour).
     good.write_bytes(b'')
     cfg = Config(dict(work_dir=str(tmp_path)))
-    launch.set_resume(cfg, 'auto')
+    set_resume(cfg, 'auto')
     assert cfg.get('load_from') is None

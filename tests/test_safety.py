@@ -15,7 +15,8 @@ from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 
 from conftest import REPO, write_tiny_det_config
 from smt_mm.models import SMT
-from smt_mm.utils import CheckpointLoadError, UnsafeCheckpointError, safe_load
+from smt_mm.errors import CheckpointLoadError, UnsafeCheckpointError
+from smt_mm.models.utils import safe_load
 
 TINY_ARCH = dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 1, 1])
 

@@ -80,7 +80,8 @@ def test_slurm_launcher_on_cpu(monkeypatch):
     import torch.distributed as dist
     from mmengine.config import Config
 
-    from smt_mm.utils.launch import setup_distributed
+    from smt_mm.errors import LaunchError
+    from smt_mm.utils.distributed import setup_distributed
     for key, value in dict(SLURM_PROCID='0', SLURM_NTASKS='1',
                            SLURM_LOCALID='0', MASTER_ADDR='127.0.0.1',
                            MASTER_PORT='29653').items():
@@ -100,7 +101,8 @@ def test_slurm_launcher_on_cpu(monkeypatch):
 def test_slurm_launcher_without_srun(monkeypatch):
     from mmengine.config import Config
 
-    from smt_mm.utils.launch import LaunchError, setup_distributed
+    from smt_mm.errors import LaunchError
+    from smt_mm.utils.distributed import setup_distributed
     if torch.cuda.is_available():
         pytest.skip('CPU path only')
     monkeypatch.delenv('SLURM_PROCID', raising=False)

@@ -18,21 +18,22 @@ SEG = 'configs/seg/smt_t_upernet_synth.py'
 
 @pytest.mark.parametrize('installed', [True, False])
 def test_tensorboard_backend_only_when_installed(monkeypatch, installed):
-    from smt_mm.utils import launch
+    from smt_mm.utils.config import load_config
+    from smt_mm.utils.runner import add_tensorboard_backend
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, 'find_spec',
         lambda name, *a: (object() if installed else None)
         if name == 'tensorboard' else real(name, *a))
     for config in (DET, SEG):
-        cfg = launch.load_config(f'{REPO}/{config}')
+        cfg = load_config(f'{REPO}/{config}')
         assert cfg.visualizer.vis_backends == [dict(type='LocalVisBackend')]
-        assert launch.add_tensorboard_backend(cfg) is installed
+        assert add_tensorboard_backend(cfg) is installed
         types = [b['type'] for b in cfg.visualizer.vis_backends]
         expected = ['LocalVisBackend'] + (
             ['TensorboardVisBackend'] if installed else [])
         assert types == expected
-        assert not launch.add_tensorboard_backend(cfg)  # never twice
+        assert not add_tensorboard_backend(cfg)  # never twice
 
 
 def write_scalars(work_dir):

@@ -28,7 +28,9 @@ import smt_mm  # noqa: E402,F401  (torch compat for weights_only loading)
 from smt_mm.models.utils import (convert_official_checkpoint,  # noqa: E402
                                  safe_load)
 from smt_mm.safe_io import AtomicLocalBackend  # noqa: E402
-from smt_mm.utils import launch  # noqa: E402
+from smt_mm.errors import LaunchError  # noqa: E402
+from smt_mm.utils.cli import run_cli  # noqa: E402
+from smt_mm.utils.config import load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -53,12 +55,12 @@ def parse_arch(text):
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise launch.LaunchError(f'--arch is not valid JSON: {err}')
+        raise LaunchError(f'--arch is not valid JSON: {err}')
 
 
 def config_model(path):
     """(backbone arch, head num_classes or None) of a config."""
-    model = launch.load_config(path).model
+    model = load_config(path).model
     return model.backbone.get('arch', 'tiny'), \
         model.get('head', {}).get('num_classes')
 
@@ -68,7 +70,7 @@ def read_rows(path):
         with open(path) as f:
             return [int(line) for line in f if line.strip()]
     except (OSError, ValueError) as err:
-        raise launch.LaunchError(f'--head-rows {path}: {err}')
+        raise LaunchError(f'--head-rows {path}: {err}')
 
 
 def save_atomically(obj, path):
@@ -81,10 +83,10 @@ def save_atomically(obj, path):
 def main(argv=None):
     args = parse_args(argv)
     if osp.abspath(args.src) == osp.abspath(args.dst):
-        raise launch.LaunchError('DST must differ from SRC (the release '
+        raise LaunchError('DST must differ from SRC (the release '
                                  'file is never overwritten)')
     if osp.exists(args.dst) and not args.overwrite:
-        raise launch.LaunchError(f'{args.dst} exists; pass --overwrite to '
+        raise LaunchError(f'{args.dst} exists; pass --overwrite to '
                                  'replace it')
     arch, num_classes = parse_arch(args.arch), None
     if args.config:
@@ -95,7 +97,7 @@ def main(argv=None):
         safe_load(args.src), arch, rows, source=args.src)
     if num_classes is not None and meta['num_classes'] not in (
             0, num_classes):
-        raise launch.LaunchError(
+        raise LaunchError(
             f'{args.src} has a {meta["num_classes"]}-class head but '
             f'{args.config} expects {num_classes} classes'
             + ('' if rows else ' (select rows with --head-rows)'))
@@ -108,4 +110,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    launch.run_cli(main)
+    run_cli(main)

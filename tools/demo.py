@@ -11,7 +11,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import smt_mm  # noqa: E402,F401
-from smt_mm.utils import launch  # noqa: E402
+from smt_mm.errors import LaunchError  # noqa: E402
+from smt_mm.utils.cli import run_cli  # noqa: E402
+from smt_mm.utils.config import load_config, task_of  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -104,9 +106,9 @@ def main(argv=None):
     args = parse_args(argv)
     for path in (args.image, args.checkpoint):
         if not osp.isfile(path):
-            raise launch.LaunchError(f'file not found: {path}')
-    cfg = launch.load_config(args.config)
-    task = launch.task_of(cfg)
+            raise LaunchError(f'file not found: {path}')
+    cfg = load_config(args.config)
+    task = task_of(cfg)
     if task == 'mmdet':
         count = detect_and_draw(args, cfg)
         print(f'{count} objects (score >= {args.score_thr}) drawn to '
@@ -115,9 +117,9 @@ def main(argv=None):
         count = segment_and_draw(args, cfg)
         print(f'{count} classes drawn to {args.out}')
     else:
-        raise launch.LaunchError(f'demo.py draws detection and segmentation '
+        raise LaunchError(f'demo.py draws detection and segmentation '
                                  f'results; {args.config} is a {task} config')
 
 
 if __name__ == '__main__':
-    launch.run_cli(main)
+    run_cli(main)

@@ -13,7 +13,12 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import smt_mm  # noqa: E402,F401  (registers SMT, applies torch compat)
-from smt_mm.utils import launch  # noqa: E402
+from smt_mm.errors import LaunchError  # noqa: E402
+from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli  # noqa: E402
+from smt_mm.utils.config import add_result_dump, enable_tta, enable_visualization, load_config, set_work_dir, task_of  # noqa: E402
+from smt_mm.utils.dataset_check import check_datasets  # noqa: E402
+from smt_mm.utils.distributed import setup_distributed  # noqa: E402
+from smt_mm.utils.runner import build_runner  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -35,27 +40,27 @@ def parse_args(argv=None):
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (tta_model and '
                         'tta_pipeline of the config)')
-    launch.add_common_args(parser)
-    return launch.parse_launcher_args(parser, argv)
+    add_common_args(parser)
+    return parse_launcher_args(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
-        raise launch.LaunchError(f'checkpoint not found: {args.checkpoint}')
-    cfg = launch.load_config(args.config, args.cfg_options)
-    task = launch.task_of(cfg)
-    launch.set_work_dir(cfg, args.config, args.work_dir)
+        raise LaunchError(f'checkpoint not found: {args.checkpoint}')
+    cfg = load_config(args.config, args.cfg_options)
+    task = task_of(cfg)
+    set_work_dir(cfg, args.config, args.work_dir)
     cfg.load_from = args.checkpoint
-    launch.check_datasets(cfg, 'test_dataloader')
+    check_datasets(cfg, 'test_dataloader')
     if args.show or args.show_dir:
-        launch.enable_visualization(cfg, task, args.show_dir, args.show,
+        enable_visualization(cfg, task, args.show_dir, args.show,
                                     args.wait_time)
     if args.tta:
-        launch.enable_tta(cfg)
-    dump = launch.add_result_dump(cfg, task, args.out) if args.out else None
-    launch.setup_distributed(cfg, args.launcher)
-    runner = launch.build_runner(cfg)
+        enable_tta(cfg)
+    dump = add_result_dump(cfg, task, args.out) if args.out else None
+    setup_distributed(cfg, args.launcher)
+    runner = build_runner(cfg)
     if dump is not None:
         runner.test_evaluator.metrics.append(dump)
     metrics = runner.test()
@@ -66,4 +71,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    launch.run_cli(main)
+    run_cli(main)

@@ -11,7 +11,12 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import smt_mm  # noqa: E402,F401  (registers SMT, applies torch compat)
-from smt_mm.utils import launch  # noqa: E402
+from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli  # noqa: E402
+from smt_mm.utils.config import enable_amp, enable_auto_scale_lr, load_config, set_work_dir, task_of  # noqa: E402
+from smt_mm.utils.dataset_check import check_datasets  # noqa: E402
+from smt_mm.utils.distributed import setup_distributed  # noqa: E402
+from smt_mm.utils.resume import set_resume  # noqa: E402
+from smt_mm.utils.runner import build_runner  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -26,26 +31,26 @@ def parse_args(argv=None):
         '--resume', nargs='?', type=str, const='auto',
         help='resume from PATH, or from the latest checkpoint of the work '
         'dir when no PATH is given')
-    launch.add_common_args(parser)
-    return launch.parse_launcher_args(parser, argv)
+    add_common_args(parser)
+    return parse_launcher_args(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = launch.load_config(args.config, args.cfg_options)
-    launch.task_of(cfg)
-    launch.set_work_dir(cfg, args.config, args.work_dir)
+    cfg = load_config(args.config, args.cfg_options)
+    task_of(cfg)
+    set_work_dir(cfg, args.config, args.work_dir)
     if args.amp:
-        launch.enable_amp(cfg)
+        enable_amp(cfg)
     if args.auto_scale_lr:
-        launch.enable_auto_scale_lr(cfg)
-    launch.set_resume(cfg, args.resume)
-    launch.check_datasets(cfg, 'train_dataloader', *(
+        enable_auto_scale_lr(cfg)
+    set_resume(cfg, args.resume)
+    check_datasets(cfg, 'train_dataloader', *(
         ['val_dataloader'] if cfg.get('val_cfg') else []))
-    launch.setup_distributed(cfg, args.launcher)
-    runner = launch.build_runner(cfg)
+    setup_distributed(cfg, args.launcher)
+    runner = build_runner(cfg)
     runner.train()
 
 
 if __name__ == '__main__':
-    launch.run_cli(main)
+    run_cli(main)

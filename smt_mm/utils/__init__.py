@@ -1,7 +1,7 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-from smt_mm.models.utils.checkpoint import (CheckpointLoadError,
-                                            UnsafeCheckpointError, safe_load)
-from .launch import LaunchError
+"""Helpers of the SMT-MM tools (command line, configs, distributed set-up,
+resume, dataset checks, runner) and of the synthetic datasets.
 
-__all__ = ['LaunchError', 'safe_load', 'CheckpointLoadError',
-           'UnsafeCheckpointError']
+Nothing here is imported by ``import smt_mm``: the tools import the modules
+they use.
+"""

@@ -16,15 +16,16 @@ import torch.distributed as dist
 sys.path.insert(0, sys.argv[3] if len(sys.argv) > 3 else '.')
 
 import smt_mm  # noqa: E402,F401
-from smt_mm.utils import launch  # noqa: E402
+from smt_mm.utils.config import load_config, task_of  # noqa: E402
+from smt_mm.utils.distributed import setup_distributed  # noqa: E402
 
 
 def main(config, out):
     from mmengine.registry import MODEL_WRAPPERS, MODELS
     from mmpretrain.utils import register_all_modules
-    cfg = launch.load_config(config)
-    launch.setup_distributed(cfg, 'pytorch')
-    assert launch.task_of(cfg) == 'mmpretrain'
+    cfg = load_config(config)
+    setup_distributed(cfg, 'pytorch')
+    assert task_of(cfg) == 'mmpretrain'
     register_all_modules(init_default_scope=True)
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)

@@ -470,7 +470,7 @@ def bench(models: Dict[str, Features], arch, precision, device,
         args.warmup, args.repeats)
     for side, sec in seconds.items():
         rows[side]['train_img_s'] = args.batch / sec
-    del batch
+    batch = None  # free it before the large-image runs
 
     if not args.no_latency:
         large = torch.randn(1, 3, *args.large_size, device=device)
@@ -490,7 +490,7 @@ def bench(models: Dict[str, Features], arch, precision, device,
             min(args.warmup, 1), args.repeats)
         for side, sec in seconds.items():
             rows[side]['large_train_ms'] = 1e3 * sec
-        del large
+        large = None
     del steps
     if device.type == 'cuda':
         torch.cuda.empty_cache()

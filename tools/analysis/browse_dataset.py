@@ -17,7 +17,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
 import smt_mm  # noqa: E402,F401  (registers SMT, smt_mm:: configs)
-from smt_mm.utils import launch  # noqa: E402
+from smt_mm.errors import LaunchError  # noqa: E402
+from smt_mm.utils.cli import run_cli  # noqa: E402
+from smt_mm.utils.config import load_config, task_of  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -74,16 +76,16 @@ def draw(task, visualizer, image, sample, out_file):
 def main(argv=None):
     from mmengine.registry import DATASETS, init_default_scope
     args = parse_args(argv)
-    cfg = launch.load_config(args.config, args.cfg_options)
-    task = launch.task_of(cfg)
+    cfg = load_config(args.config, args.cfg_options)
+    task = task_of(cfg)
     init_default_scope(task)
     loader = cfg.get(f'{args.split}_dataloader')
     if not loader or not loader.get('dataset'):
-        raise launch.LaunchError(f'the config has no {args.split}_dataloader')
+        raise LaunchError(f'the config has no {args.split}_dataloader')
     try:
         dataset = DATASETS.build(loader.dataset)
     except FileNotFoundError as err:
-        raise launch.LaunchError(f'{err} (check the data with '
+        raise LaunchError(f'{err} (check the data with '
                                  'tools/misc/check_dataset.py)')
     visualizer = build_visualizer(cfg, dataset)
     os.makedirs(args.out_dir, exist_ok=True)
@@ -101,4 +103,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    launch.run_cli(main)
+    run_cli(main)

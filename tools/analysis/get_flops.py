@@ -15,7 +15,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
 import smt_mm  # noqa: E402,F401
-from smt_mm.utils import launch  # noqa: E402
+from smt_mm.utils.cli import run_cli  # noqa: E402
+from smt_mm.utils.config import load_config, task_of  # noqa: E402
 from smt_mm.utils.complexity import count_complexity  # noqa: E402
 
 
@@ -37,8 +38,8 @@ def main(argv=None):
                         help='input H [W]; default 224 (cls), 512x512 '
                         '(seg), 1280x800 (det)')
     args = parser.parse_args(argv)
-    cfg = launch.load_config(args.config)
-    task = launch.task_of(cfg)
+    cfg = load_config(args.config)
+    task = task_of(cfg)
     default = {'mmpretrain': (224, 224), 'mmseg': (512, 512),
                'mmdet': (800, 1280)}[task]
     shape = default if args.shape is None else (
@@ -54,4 +55,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    launch.run_cli(main)
+    run_cli(main)

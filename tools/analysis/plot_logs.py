@@ -20,7 +20,8 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-from smt_mm.utils.launch import LaunchError, run_cli  # noqa: E402
+from smt_mm.errors import LaunchError  # noqa: E402
+from smt_mm.utils.cli import run_cli  # noqa: E402
 
 DEFAULT_KEYS = ('loss', 'bbox_mAP', 'segm_mAP', 'mIoU', 'accuracy/top1')
 

@@ -21,7 +21,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
 import smt_mm  # noqa: E402,F401  (registers SMT, smt_mm:: configs)
-from smt_mm.utils import launch  # noqa: E402
+from smt_mm.errors import LaunchError  # noqa: E402
+from smt_mm.utils.cli import run_cli  # noqa: E402
+from smt_mm.utils.config import innermost_dataset, load_config, task_of  # noqa: E402
 
 SPLITS = ('train', 'val', 'test')
 # Keys of a data-list entry that name files which must exist.
@@ -112,7 +114,7 @@ def check_split(cfg, split, sample):
     if not loader or not loader.get('dataset'):
         print(f'[{split}] no {split}_dataloader in the config, skipped')
         return []
-    dataset_cfg = launch.innermost_dataset(loader.dataset)
+    dataset_cfg = innermost_dataset(loader.dataset)
     name = f'[{split}] {dataset_cfg.get("type")}'
     root = dataset_cfg.get('data_root') or ''
     if root and not osp.isdir(root):
@@ -164,17 +166,17 @@ def check_split(cfg, split, sample):
 def main(argv=None):
     from mmengine.registry import init_default_scope
     args = parse_args(argv)
-    cfg = launch.load_config(args.config, args.cfg_options)
-    init_default_scope(launch.task_of(cfg))
+    cfg = load_config(args.config, args.cfg_options)
+    init_default_scope(task_of(cfg))
     splits = SPLITS if args.split == 'all' else (args.split, )
     problems = []
     for split in splits:
         problems += check_split(cfg, split, args.sample)
     if problems:
-        raise launch.LaunchError('dataset check failed:\n  '
+        raise LaunchError('dataset check failed:\n  '
                                  + '\n  '.join(problems))
     print('dataset check passed')
 
 
 if __name__ == '__main__':
-    launch.run_cli(main)
+    run_cli(main)

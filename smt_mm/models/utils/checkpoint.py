@@ -19,25 +19,14 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from smt_mm.errors import SMTError
+from smt_mm.errors import (CheckpointLoadError, CheckpointMismatchError,
+                           UnsafeCheckpointError)
 from .ckpt_convert import convert_official_state_dict, is_official_state_dict
 
 _SHOWN = 10  # keys listed per kind of mismatch
 # Set to 1 to unpickle trusted legacy files without the safe loader. Such a
 # file can run any code on this machine while it loads.
 UNSAFE_LOAD_ENV = 'SMT_MM_UNSAFE_LOAD'
-
-
-class CheckpointMismatchError(SMTError, RuntimeError):
-    """A checkpoint does not fit the model it is loaded into."""
-
-
-class CheckpointLoadError(SMTError, RuntimeError):
-    """A checkpoint file is missing, unreadable or corrupt."""
-
-
-class UnsafeCheckpointError(CheckpointLoadError):
-    """A checkpoint holds objects whose unpickling could run code."""
 
 
 def unsafe_load_enabled() -> bool:

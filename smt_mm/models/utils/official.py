@@ -11,9 +11,10 @@ from collections import OrderedDict
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
+from mmengine.registry import MODELS
 
-from smt_mm.errors import SMTConfigError
-from .checkpoint import CheckpointMismatchError, describe_mismatch
+from smt_mm.errors import CheckpointMismatchError, SMTConfigError
+from .checkpoint import describe_mismatch
 from .ckpt_convert import convert_official_state_dict, is_official_state_dict
 
 PRESETS = ('tiny', 'small', 'base', 'large')
@@ -34,9 +35,9 @@ def official_state_dict(checkpoint: Dict, source: str = 'file') -> Dict:
 
 def backbone_shapes(arch: Union[str, Dict]) -> Dict[str, torch.Tensor]:
     """The state dict of an ``SMT(arch)`` without allocating its weights."""
-    from ..backbones.smt import SMT
+    # through the registry: the backbone module imports this package
     with torch.device('meta'):
-        return SMT(arch).state_dict()
+        return MODELS.build(dict(type='SMT', arch=arch)).state_dict()
 
 
 def summarize_arch(backbone: Dict) -> str:

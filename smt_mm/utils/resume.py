@@ -1,0 +1,59 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Which checkpoint ``--resume`` continues from."""
+import glob
+import logging
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config
+
+from smt_mm.errors import LaunchError
+
+
+def set_resume(cfg: Config, resume: Optional[str]) -> None:
+    """``None``: no resume; ``'auto'``: latest checkpoint of the work dir;
+    a path: that checkpoint."""
+    if resume is None:
+        return
+    cfg.resume = True
+    if resume != 'auto':
+        if not osp.isfile(resume):
+            raise LaunchError(f'--resume checkpoint not found: {resume}')
+        cfg.load_from = resume
+        return
+    latest = latest_complete_checkpoint(cfg.work_dir)
+    if latest is not None:
+        cfg.load_from = latest
+
+
+def latest_complete_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` continues from: the one named in the
+    work dir's ``last_checkpoint`` if it is complete, else the newest
+    complete ``*.pth`` there; None when there is none.
+
+    Checkpoints written through SMT-MM are replaced atomically, but the
+    pointer file is written in place by mmengine, and older runs or other
+    tools may have left a truncated file: neither should stop a resume.
+    """
+    from mmengine.logging import print_log
+
+    from smt_mm.safe_io import is_complete_checkpoint
+    if not osp.isdir(work_dir):
+        return None
+    named = None
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip() or None
+        if named and is_complete_checkpoint(named):
+            return named
+    found = sorted(glob.glob(osp.join(work_dir, '*.pth')),
+                   key=osp.getmtime, reverse=True)
+    for path in found:
+        if is_complete_checkpoint(path):
+            if named:
+                print_log(f'--resume: {named} (from last_checkpoint) is '
+                          f'missing or incomplete; resuming from {path}',
+                          logger='current', level=logging.WARNING)
+            return path
+    return None

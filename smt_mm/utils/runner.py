@@ -1,0 +1,44 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Building the runner with what every SMT-MM run adds (RNG reseeding,
+TensorBoard logging where installed)."""
+from mmengine.config import Config, ConfigDict
+
+
+def add_reseed_hook(cfg: Config) -> None:
+    """Make training repeatable across ``--resume`` (see
+    :class:`smt_mm.engine.RNGReseedHook`) unless the config has the hook."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'RNGReseedHook' for h in hooks):
+        hooks.append(dict(type='RNGReseedHook'))
+    cfg.custom_hooks = hooks
+
+
+def add_tensorboard_backend(cfg: Config) -> bool:
+    """Log to TensorBoard too when the ``tensorboard`` package is there.
+
+    Configs cannot probe for optional packages, so they list only
+    ``LocalVisBackend``; returns whether a backend was added.
+    """
+    import importlib.util
+    visualizer = cfg.get('visualizer')
+    if not visualizer or importlib.util.find_spec('tensorboard') is None:
+        return False
+    backends = list(visualizer.get('vis_backends') or [])
+    if any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        return False
+    visualizer.vis_backends = backends + [
+        ConfigDict(type='TensorboardVisBackend')]
+    return True
+
+
+def build_runner(cfg: Config):
+    """Build the config's runner (mmengine's Runner unless overridden),
+    with :class:`~smt_mm.engine.RNGReseedHook` added and logging to
+    TensorBoard as well where it is installed."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    add_reseed_hook(cfg)
+    add_tensorboard_backend(cfg)
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
