@@ -16,11 +16,10 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, run_tool, write_tiny_det_config
-from smt_mm.models import SMT
+from reference_smt import ReferenceSMT
 
-sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
-from reference_smt import ReferenceSMT  # noqa: E402
+from helpers import run_tool, write_tiny_det_config
+from smt_mm.models import SMT
 
 pytestmark = [
     pytest.mark.gpu,

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import torch
 
-from conftest import REPO
+from helpers import REPO
 
 FAKE_SRUN = '''#!/usr/bin/env bash
 # Records its arguments (one per line) and a few variables, runs nothing.
@@ -80,7 +80,6 @@ def test_slurm_launcher_on_cpu(monkeypatch):
     import torch.distributed as dist
     from mmengine.config import Config
 
-    from smt_mm.errors import LaunchError
     from smt_mm.utils.distributed import setup_distributed
     for key, value in dict(SLURM_PROCID='0', SLURM_NTASKS='1',
                            SLURM_LOCALID='0', MASTER_ADDR='127.0.0.1',

@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from conftest import REPO, run_tool
+from helpers import REPO, run_tool
 from smt_mm.models import SMT
 from smt_mm.models.utils import (CheckpointMismatchError,
                                  convert_official_checkpoint)

@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch.nn as nn
 
-from conftest import REPO
+from helpers import REPO
 from smt_mm.models import SMT
 from smt_mm.utils.complexity import count_complexity
 

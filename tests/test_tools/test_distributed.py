@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, write_tiny_det_config
+from helpers import REPO, write_tiny_det_config
 
 pytestmark = pytest.mark.slow
 HELPER = osp.join(REPO, 'tests', 'helpers', 'dist_grad_check.py')

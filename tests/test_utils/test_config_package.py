@@ -10,7 +10,7 @@ import sysconfig
 
 import pytest
 
-from conftest import REPO, run_tool
+from helpers import REPO, run_tool
 
 # A config per task that exists on disk; cls only once configs/cls has one.
 CANDIDATES = {

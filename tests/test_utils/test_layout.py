@@ -7,7 +7,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from conftest import REPO
+from helpers import REPO
 
 PACKAGE = osp.join(REPO, 'smt_mm')
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, run_tool
+from helpers import REPO, run_tool
 
 DET = 'configs/det/smt_t_maskrcnn_synth-quickstart.py'
 SEG = 'configs/seg/smt_t_upernet_synth.py'

@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import DefaultScope
 
-from conftest import REPO
+from helpers import REPO
 
 DET_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs/det/smt_*.py')))
 

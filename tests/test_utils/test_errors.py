@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, write_tiny_det_config
+from helpers import REPO, write_tiny_det_config
 from smt_mm.errors import SMTConfigError
 from smt_mm.models import SMT
 from smt_mm.utils.cli import run_cli
@@ -80,7 +80,7 @@ def one_line_error(args, tmp_path):
 
 
 def official_checkpoint():
-    from conftest import FIXTURES
+    from helpers import FIXTURES
     return osp.join(FIXTURES, 'smt_tiny_official.pth')
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_tool
+from helpers import REPO, run_tool
 
 DET = 'configs/det/smt_t_maskrcnn_synth-quickstart.py'
 SEG = 'configs/seg/smt_t_upernet_synth.py'

@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import DefaultScope
 
-from conftest import REPO
+from helpers import REPO
 
 SEG_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs/seg/smt_*.py')))
 

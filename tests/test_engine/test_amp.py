@@ -7,7 +7,7 @@ import sys
 import torch
 from mmengine.config import Config
 
-from conftest import run_tool, write_tiny_det_config
+from helpers import run_tool, write_tiny_det_config
 from smt_mm.engine import BF16AmpOptimWrapper
 from smt_mm.utils.config import enable_amp
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, run_tool, write_tiny_det_config
+from helpers import REPO, run_tool, write_tiny_det_config
 from smt_mm.utils.synthetic_coco import make_synthetic_coco
 
 pytestmark = pytest.mark.slow

@@ -3,12 +3,11 @@
 without TTA through tools/test.py, and draws an overlay with tools/demo.py.
 """
 import json
-import os.path as osp
 import sys
 
 import pytest
 
-from conftest import REPO, run_tool
+from helpers import run_tool
 from smt_mm.utils.synthetic_ade import make_synthetic_ade
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import os.path as osp
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 
 OFFICIAL_FILES = {'smt_tiny.pth', 'smt_small.pth', 'smt_base.pth',
                   'smt_large_22k.pth', 'smt_large_22k_224_ft.pth',

@@ -13,7 +13,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import REPO, run_tool, write_tiny_det_config
+from helpers import REPO, run_tool, write_tiny_det_config
 from smt_mm.safe_io import AtomicLocalBackend, is_complete_checkpoint
 from smt_mm.utils.resume import latest_complete_checkpoint, set_resume
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from helpers import MINI_ARCH
 from smt_mm.models import SMT
 
 # Parameter counts of the official models (SMT_SPEC.md), without the head.
@@ -11,7 +12,6 @@ OFFICIAL_PARAMS = {
     'base': 31_524_352,
     'large': 79_851_264,
 }
-MINI_ARCH = dict(embed_dims=[16, 32, 64, 128], depths=[1, 2, 3, 1])
 
 
 def num_params(module):

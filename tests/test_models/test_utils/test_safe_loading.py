@@ -13,7 +13,7 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 
-from conftest import REPO, write_tiny_det_config
+from helpers import REPO, write_tiny_det_config
 from smt_mm.models import SMT
 from smt_mm.errors import CheckpointLoadError, UnsafeCheckpointError
 from smt_mm.models.utils import safe_load

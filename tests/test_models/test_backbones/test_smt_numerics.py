@@ -1,19 +1,12 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """SMT computes what the plain reference computation computes (outputs and
 gradients), with either attention kernel, and compiles."""
-import os.path as osp
-import sys
-
 import pytest
 import torch
+from reference_smt import ReferenceSMT
 
-from conftest import REPO
+from helpers import MINI_ARCH
 from smt_mm.models import SMT
-
-sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
-from reference_smt import ReferenceSMT  # noqa: E402
-
-MINI_ARCH = dict(embed_dims=[16, 32, 64, 128], depths=[1, 2, 3, 1])
 
 
 def _randomise_batchnorms(model):

@@ -2,44 +2,18 @@
 """The benchmark's official baseline: loaded from the official file by path,
 it computes what our backbone computes on the same weights, and the CLI
 reports every side with the comparison."""
-import importlib.util
 import json
-import os
-import os.path as osp
 import sys
 
+import benchmark as bench
+import official_smt as loader
 import pytest
 import torch
 
-from conftest import REPO, run_tool
-
-BENCH_DIR = osp.join(REPO, 'tools', 'analysis')
-OFFICIAL = os.environ.get('SMT_OFFICIAL', osp.join(
-    osp.dirname(REPO), 'shared', 'official', 'models_smt.py'))
-
-
-def _import(name):
-    sys.path.insert(0, BENCH_DIR)
-    try:
-        spec = importlib.util.spec_from_file_location(
-            name, osp.join(BENCH_DIR, f'{name}.py'))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(BENCH_DIR)
-
-
-@pytest.fixture(scope='module')
-def official_file():
-    if not osp.isfile(OFFICIAL):
-        pytest.skip(f'official models/smt.py not found at {OFFICIAL}; set '
-                    'SMT_OFFICIAL to its path')
-    return OFFICIAL
+from helpers import run_tool
 
 
 def test_official_module_loads_without_its_imports(official_file):
-    loader = _import('official_smt')
     before = {name for name in ('timm', 'ptflops', 'thop')
               if name in sys.modules}
     module = loader.load_official_module(official_file)
@@ -50,7 +24,6 @@ def test_official_module_loads_without_its_imports(official_file):
 
 
 def test_official_and_ours_agree_on_the_same_weights(official_file):
-    bench = _import('benchmark')
     models = bench.build_sides('tiny', ['fast', 'reference', 'official'],
                                official_file, torch.device('cpu'))
     report = bench.compare_sides(models, torch.device('cpu'), 64)
@@ -60,7 +33,6 @@ def test_official_and_ours_agree_on_the_same_weights(official_file):
 
 
 def test_missing_official_file_is_one_line(tmp_path):
-    loader = _import('official_smt')
     with pytest.raises(FileNotFoundError, match='official SMT model file'):
         loader.load_official_module(str(tmp_path / 'nope.py'))
     proc = run_tool([sys.executable, 'tools/analysis/benchmark.py',

@@ -1,0 +1,71 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Shared test helpers: repository paths, the tiny test architecture, running
+a tool, a tiny detection config on synthetic data."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+OFFICIAL = os.environ.get(
+    'SMT_OFFICIAL', osp.join(osp.dirname(REPO), 'shared', 'official',
+                             'models_smt.py'))
+FIXTURES = os.environ.get(
+    'SMT_FIXTURES', osp.join(osp.dirname(REPO), 'shared', 'fixtures'))
+sys.path.insert(0, REPO)
+# the reference computation and the official-file loader live with the
+# benchmark tool
+sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
+# The tiny architecture of the unit tests (4 stages, 16-128 channels).
+MINI_ARCH = dict(embed_dims=[16, 32, 64, 128], depths=[1, 2, 3, 1])
+
+
+def run_tool(args, cwd=REPO, timeout=900, env=None, check=True):
+    """Run a command line tool; with ``check``, fail the test with its
+    output when it exits non-zero."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+    if check and proc.returncode != 0:
+        pytest.fail(f'{" ".join(map(str, args))} exited {proc.returncode}\n'
+                    f'--- stdout ---\n{proc.stdout[-4000:]}\n'
+                    f'--- stderr ---\n{proc.stderr[-6000:]}')
+    return proc
+
+
+QUICKSTART = osp.join(REPO, 'configs/det/smt_t_maskrcnn_synth-quickstart.py')
+
+
+def write_tiny_det_config(root, num_train=8, batch_size=2, max_epochs=2,
+                          extra=''):
+    """A tiny Mask R-CNN + SMT config on synthetic 64x64 COCO images under
+    ``root``; returns the config path. ``extra`` is appended verbatim."""
+    from smt_mm.utils.synthetic_coco import make_synthetic_coco
+    root = str(root)
+    make_synthetic_coco(root, num_train=num_train, num_val=2, seed=3,
+                        image_size=(64, 64))
+    config = osp.join(root, 'tiny_det.py')
+    with open(config, 'w') as f:
+        f.write(f'''
+_base_ = [{QUICKSTART!r}]
+data_root = {root + '/'!r}
+model = dict(backbone=dict(arch=dict(_delete_=True,
+                                     embed_dims=[16, 32, 64, 128],
+                                     depths=[1, 1, 1, 1])),
+             neck=dict(in_channels=[16, 32, 64, 128]))
+train_dataloader = dict(batch_size={batch_size}, num_workers=0,
+                        persistent_workers=False,
+                        dataset=dict(data_root=data_root))
+val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs={max_epochs}, val_interval=100)
+default_hooks = dict(logger=dict(interval=1),
+                     checkpoint=dict(interval=1, max_keep_ckpts=5))
+{extra}
+''')
+    return config
