@@ -30,7 +30,8 @@ def _numpy_safe_globals():
     scalars, under both the numpy 1.x and 2.x module names."""
     found = [np.ndarray, np.dtype]
     # dtype classes such as numpy.dtypes.Float64DType
-    found += sorted({type(np.dtype(code)) for code in np.typecodes['All']},
+    found += sorted({type(np.dtype(code))
+                     for code in np.typecodes['All']},
                     key=lambda t: t.__name__)
     for module_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
         try:

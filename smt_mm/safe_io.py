@@ -91,7 +91,6 @@ def apply() -> None:
     global _applied
     if _applied:
         return
-    CheckpointLoader.register_scheme(prefixes='', force=True)(
-        _load_from_local)
+    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
     _applied = True

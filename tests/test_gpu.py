@@ -15,16 +15,15 @@ import sys
 
 import pytest
 import torch
-
+from helpers import run_tool, write_tiny_det_config
 from reference_smt import ReferenceSMT
 
-from helpers import run_tool, write_tiny_det_config
 from smt_mm.models import SMT
 
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(),
-                       reason='needs a CUDA device'),
+    pytest.mark.skipif(
+        not torch.cuda.is_available(), reason='needs a CUDA device'),
 ]
 MINI_ARCH = dict(embed_dims=[32, 64, 128, 256], depths=[1, 2, 2, 1])
 # autocast dtype -> largest error allowed, relative to the fp32 output scale
@@ -53,8 +52,8 @@ def _model(impl='fast'):
     for m in model.modules():  # non-trivial BN statistics to fold
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.copy_(torch.rand(m.num_features, generator=gen))
-            m.running_var.copy_(0.5 + torch.rand(m.num_features,
-                                                 generator=gen))
+            m.running_var.copy_(0.5 +
+                                torch.rand(m.num_features, generator=gen))
     model = model.cuda()
     return ReferenceSMT(model) if impl == 'reference' else model
 
@@ -66,12 +65,12 @@ def _outputs_and_grads(model, x, dtype=None, train=True):
     model.zero_grad(set_to_none=True)
     x = x.clone().requires_grad_(True)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    with torch.autocast('cuda', dtype=dtype or torch.float16,
-                        enabled=dtype is not None):
+    with torch.autocast(
+            'cuda', dtype=dtype or torch.float16, enabled=dtype is not None):
         outs = [o.float() for o in model(x)]
     gen = torch.Generator(device='cuda').manual_seed(5)
-    loss = sum((o * torch.randn(o.shape, generator=gen, device='cuda'))
-               .sum() for o in outs)
+    loss = sum((o * torch.randn(o.shape, generator=gen, device='cuda')).sum()
+               for o in outs)
     loss.backward()
     grads = [x.grad] + [p.grad for p in model.parameters()]
     model.load_state_dict(state)  # undo the BN statistics update
@@ -96,8 +95,8 @@ def test_cuda_fast_matches_reference_fp32(no_tf32, train):
             1e-4 * r.abs().max().item() + 1e-6 * scale
 
 
-@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16],
-                         ids=['bf16', 'fp16'])
+@pytest.mark.parametrize(
+    'dtype', [torch.bfloat16, torch.float16], ids=['bf16', 'fp16'])
 def test_cuda_autocast_matches_fp32(no_tf32, dtype):
     """Under autocast both paths stay within the dtype's rounding of the
     fp32 result, the fast path no worse than the reference path, and the
@@ -107,8 +106,8 @@ def test_cuda_autocast_matches_fp32(no_tf32, dtype):
     x = torch.randn(2, 3, 96, 128, device='cuda')
     exact_outs, exact_grads = _outputs_and_grads(ref, x)
     # the fast path must find a fused attention kernel under autocast
-    with sdpa_kernel([SDPBackend.FLASH_ATTENTION,
-                      SDPBackend.EFFICIENT_ATTENTION]):
+    with sdpa_kernel(
+        [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
         fast_outs, fast_grads = _outputs_and_grads(fast, x, dtype)
     ref_outs, _ = _outputs_and_grads(ref, x, dtype)
     for exact, f, r in zip(exact_outs, fast_outs, ref_outs):
@@ -125,8 +124,8 @@ def test_cuda_gradients_keep_parameter_strides():
     # DDP's bucket views take each parameter's strides: a gradient with
     # other strides costs a copy per step (and its warning).
     model = _model('fast').train()
-    sum(o.sum() for o in model(torch.randn(2, 3, 64, 64,
-                                           device='cuda'))).backward()
+    sum(o.sum()
+        for o in model(torch.randn(2, 3, 64, 64, device='cuda'))).backward()
     for name, p in model.named_parameters():
         assert p.grad.stride() == p.stride(), name
 
@@ -174,11 +173,13 @@ def _assert_trained_on_gpu(log):
 
 def test_maskrcnn_amp_iteration_on_gpu(tmp_path):
     _mmcv_ops()
-    config = write_tiny_det_config(tmp_path, num_train=2, batch_size=2,
-                                   max_epochs=1)
+    config = write_tiny_det_config(
+        tmp_path, num_train=2, batch_size=2, max_epochs=1)
     work = tmp_path / 'work'
-    run_tool([sys.executable, 'tools/train.py', config, '--amp',
-              '--work-dir', str(work)])
+    run_tool([
+        sys.executable, 'tools/train.py', config, '--amp', '--work-dir',
+        str(work)
+    ])
     log = _train_log(str(work))
     assert 'AmpOptimWrapper' in log
     _assert_trained_on_gpu(log)
@@ -189,36 +190,42 @@ def test_upernet_amp_iteration_on_gpu(tmp_path):
     data = tmp_path / 'ade'
     make_synthetic_ade(str(data), num_train=4, num_val=2)
     work = tmp_path / 'work'
-    run_tool([sys.executable, 'tools/train.py',
-              'configs/seg/smt_t_upernet_synth.py', '--amp', '--work-dir',
-              str(work), '--cfg-options',
-              f'train_dataloader.dataset.data_root={data}',
-              f'val_dataloader.dataset.data_root={data}',
-              f'test_dataloader.dataset.data_root={data}',
-              'train_dataloader.batch_size=2',
-              'train_dataloader.num_workers=0',
-              'train_cfg.max_iters=2', 'train_cfg.val_interval=100',
-              'default_hooks.logger.interval=1'])
+    run_tool([
+        sys.executable, 'tools/train.py', 'configs/seg/smt_t_upernet_synth.py',
+        '--amp', '--work-dir',
+        str(work), '--cfg-options',
+        f'train_dataloader.dataset.data_root={data}',
+        f'val_dataloader.dataset.data_root={data}',
+        f'test_dataloader.dataset.data_root={data}',
+        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+        'train_cfg.max_iters=2', 'train_cfg.val_interval=100',
+        'default_hooks.logger.interval=1'
+    ])
     log = _train_log(str(work))
     assert 'AmpOptimWrapper' in log
     _assert_trained_on_gpu(log)
 
 
-@pytest.mark.parametrize('nproc,gpu', [(1, True), (2, False)],
-                         ids=['1gpu', '2cpu'])
+@pytest.mark.parametrize(
+    'nproc,gpu', [(1, True), (2, False)], ids=['1gpu', '2cpu'])
 def test_dist_train(tmp_path, nproc, gpu):
     """tools/dist_train.sh on the GPU (nccl), and with the GPU hidden on two
     CPU processes (gloo); DDP must not have to copy any gradient."""
     if gpu:
         _mmcv_ops()
-    config = write_tiny_det_config(tmp_path, num_train=4, batch_size=2,
-                                   max_epochs=1)
+    config = write_tiny_det_config(
+        tmp_path, num_train=4, batch_size=2, max_epochs=1)
     work = tmp_path / 'work'
     env = dict(PYTHON=sys.executable, PORT=str(29700 + nproc))
     if not gpu:
         env['CUDA_VISIBLE_DEVICES'] = ''
-    proc = run_tool(['bash', 'tools/dist_train.sh', config, str(nproc),
-                     '--work-dir', str(work)], env=env, timeout=600)
+    proc = run_tool([
+        'bash', 'tools/dist_train.sh', config,
+        str(nproc), '--work-dir',
+        str(work)
+    ],
+                    env=env,
+                    timeout=600)
     output = proc.stdout + proc.stderr
     assert 'Grad strides do not match' not in output
     log = _train_log(str(work))
@@ -227,4 +234,3 @@ def test_dist_train(tmp_path, nproc, gpu):
     else:
         assert re.search(r'\bloss: [\d.]+', log)
     assert osp.isfile(osp.join(str(work), 'epoch_1.pth'))
-

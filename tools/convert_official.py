@@ -18,19 +18,15 @@ import argparse
 import io
 import json
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-import smt_mm  # noqa: E402,F401  (torch compat for weights_only loading)
-from smt_mm.models.utils import (convert_official_checkpoint,  # noqa: E402
-                                 safe_load)
-from smt_mm.safe_io import AtomicLocalBackend  # noqa: E402
-from smt_mm.errors import LaunchError  # noqa: E402
-from smt_mm.utils.cli import run_cli  # noqa: E402
-from smt_mm.utils.config import load_config  # noqa: E402
+import smt_mm  # noqa: F401  (torch compat for weights_only loading)
+from smt_mm.errors import LaunchError
+from smt_mm.models.utils import convert_official_checkpoint, safe_load
+from smt_mm.safe_io import AtomicLocalBackend
+from smt_mm.utils.cli import run_cli
+from smt_mm.utils.config import load_config
 
 
 def parse_args(argv=None):
@@ -38,14 +34,20 @@ def parse_args(argv=None):
     parser.add_argument('src', help='official release file')
     parser.add_argument('dst', help='converted checkpoint to write')
     which = parser.add_mutually_exclusive_group()
-    which.add_argument('--arch', help="preset name ('tiny' ... 'large') or "
-                       'a JSON dict of official constructor names')
-    which.add_argument('--config', help='take the arch (and number of '
-                       'classes, checked) from this config')
-    parser.add_argument('--head-rows', help='text file of classifier rows '
-                        'to keep, one integer per line')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace DST if it exists')
+    which.add_argument(
+        '--arch',
+        help="preset name ('tiny' ... 'large') or "
+        'a JSON dict of official constructor names')
+    which.add_argument(
+        '--config',
+        help='take the arch (and number of '
+        'classes, checked) from this config')
+    parser.add_argument(
+        '--head-rows',
+        help='text file of classifier rows '
+        'to keep, one integer per line')
+    parser.add_argument(
+        '--overwrite', action='store_true', help='replace DST if it exists')
     return parser.parse_args(argv)
 
 
@@ -84,10 +86,10 @@ def main(argv=None):
     args = parse_args(argv)
     if osp.abspath(args.src) == osp.abspath(args.dst):
         raise LaunchError('DST must differ from SRC (the release '
-                                 'file is never overwritten)')
+                          'file is never overwritten)')
     if osp.exists(args.dst) and not args.overwrite:
         raise LaunchError(f'{args.dst} exists; pass --overwrite to '
-                                 'replace it')
+                          'replace it')
     arch, num_classes = parse_arch(args.arch), None
     if args.config:
         arch, num_classes = config_model(args.config)
@@ -95,14 +97,14 @@ def main(argv=None):
     # errors here (unsafe, truncated or mismatching file) print as one line
     state_dict, meta = convert_official_checkpoint(
         safe_load(args.src), arch, rows, source=args.src)
-    if num_classes is not None and meta['num_classes'] not in (
-            0, num_classes):
+    if num_classes is not None and meta['num_classes'] not in (0, num_classes):
         raise LaunchError(
             f'{args.src} has a {meta["num_classes"]}-class head but '
-            f'{args.config} expects {num_classes} classes'
-            + ('' if rows else ' (select rows with --head-rows)'))
-    meta.update(converted_from=osp.basename(args.src),
-                smt_mm_version=smt_mm.__version__)
+            f'{args.config} expects {num_classes} classes' +
+            ('' if rows else ' (select rows with --head-rows)'))
+    meta.update(
+        converted_from=osp.basename(args.src),
+        smt_mm_version=smt_mm.__version__)
     save_atomically(dict(meta=meta, state_dict=state_dict), args.dst)
     print(f'{args.src} -> {args.dst}: arch {meta["arch"]!r}, '
           f'{len(state_dict)} tensors, '

@@ -6,14 +6,11 @@ for detection configs, a class overlay for segmentation configs.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import smt_mm  # noqa: E402,F401
-from smt_mm.errors import LaunchError  # noqa: E402
-from smt_mm.utils.cli import run_cli  # noqa: E402
-from smt_mm.utils.config import load_config, task_of  # noqa: E402
+import smt_mm  # noqa: F401
+from smt_mm.errors import LaunchError
+from smt_mm.utils.cli import run_cli
+from smt_mm.utils.config import load_config, task_of
 
 
 def parse_args(argv=None):
@@ -23,12 +20,18 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', default='demo.png', help='output image')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
-    parser.add_argument('--score-thr', type=float, default=0.3,
-                        help='hide detections scoring below this')
-    parser.add_argument('--min-size', type=int, default=512,
-                        help='enlarge smaller images (and the predictions) '
-                        'to this short side before drawing, so labels stay '
-                        'readable; 0 keeps the original size')
+    parser.add_argument(
+        '--score-thr',
+        type=float,
+        default=0.3,
+        help='hide detections scoring below this')
+    parser.add_argument(
+        '--min-size',
+        type=int,
+        default=512,
+        help='enlarge smaller images (and the predictions) '
+        'to this short side before drawing, so labels stay '
+        'readable; 0 keeps the original size')
     return parser.parse_args(argv)
 
 
@@ -41,8 +44,8 @@ def display_factor(image, min_size):
 def enlarge(image, factor):
     import mmcv
     h, w = image.shape[:2]
-    return mmcv.imresize(image, (w * factor, h * factor),
-                         interpolation='nearest')
+    return mmcv.imresize(
+        image, (w * factor, h * factor), interpolation='nearest')
 
 
 def enlarge_instances(instances, factor):
@@ -72,10 +75,15 @@ def detect_and_draw(args, cfg):
         result.pred_instances = enlarge_instances(result.pred_instances,
                                                   factor)
     visualizer.add_datasample(
-        'demo', image, data_sample=result, draw_gt=False, show=False,
-        out_file=args.out, pred_score_thr=args.score_thr)
-    return len(result.pred_instances[
-        result.pred_instances.scores >= args.score_thr])
+        'demo',
+        image,
+        data_sample=result,
+        draw_gt=False,
+        show=False,
+        out_file=args.out,
+        pred_score_thr=args.score_thr)
+    return len(
+        result.pred_instances[result.pred_instances.scores >= args.score_thr])
 
 
 def segment_and_draw(args, cfg):
@@ -94,11 +102,17 @@ def segment_and_draw(args, cfg):
         image = enlarge(image, factor)
         from mmengine.structures import PixelData
         labels = result.pred_sem_seg.data
-        result.pred_sem_seg = PixelData(data=labels.repeat_interleave(
-            factor, dim=-2).repeat_interleave(factor, dim=-1))
+        result.pred_sem_seg = PixelData(
+            data=labels.repeat_interleave(factor, dim=-2).repeat_interleave(
+                factor, dim=-1))
     visualizer.add_datasample(
-        'demo', image, data_sample=result, draw_gt=False, show=False,
-        out_file=args.out, with_labels=True)
+        'demo',
+        image,
+        data_sample=result,
+        draw_gt=False,
+        show=False,
+        out_file=args.out,
+        with_labels=True)
     return len(result.pred_sem_seg.data.unique())
 
 
@@ -118,7 +132,7 @@ def main(argv=None):
         print(f'{count} classes drawn to {args.out}')
     else:
         raise LaunchError(f'demo.py draws detection and segmentation '
-                                 f'results; {args.config} is a {task} config')
+                          f'results; {args.config} is a {task} config')
 
 
 if __name__ == '__main__':

@@ -37,34 +37,43 @@ def busiest_val_image():
     counts = {}
     for ann in coco['annotations']:
         counts[ann['image_id']] = counts.get(ann['image_id'], 0) + 1
-    image = max(coco['images'], key=lambda im: (counts.get(im['id'], 0),
-                                                -im['id']))
+    image = max(
+        coco['images'], key=lambda im: (counts.get(im['id'], 0), -im['id']))
     return osp.join(DATA, 'val', image['file_name'])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/quickstart')
-    parser.add_argument('--nproc', type=int, default=1,
-                        help='train with tools/dist_train.sh on N processes')
-    parser.add_argument('--strict', action='store_true',
-                        help='fail when a metric is below its bar')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='passed on to train and test')
+    parser.add_argument(
+        '--nproc',
+        type=int,
+        default=1,
+        help='train with tools/dist_train.sh on N processes')
+    parser.add_argument(
+        '--strict',
+        action='store_true',
+        help='fail when a metric is below its bar')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        help='passed on to train and test')
     args = parser.parse_args(argv)
     py = sys.executable
     work_dir = args.work_dir
     options = ['--cfg-options', *args.cfg_options] if args.cfg_options else []
 
-    if not osp.isfile(osp.join(REPO, DATA, 'annotations',
-                               'instances_val.json')):
+    if not osp.isfile(
+            osp.join(REPO, DATA, 'annotations', 'instances_val.json')):
         run(py, 'tools/misc/make_synthetic_data.py', 'coco', DATA)
     if args.nproc > 1:
         # Same global batch as one process: split the 4 images per step.
         os.environ['PYTHON'] = py
-        per_process = ['--cfg-options',
-                       f'train_dataloader.batch_size={4 // args.nproc}',
-                       *args.cfg_options]
+        per_process = [
+            '--cfg-options', f'train_dataloader.batch_size={4 // args.nproc}',
+            *args.cfg_options
+        ]
         run('bash', 'tools/dist_train.sh', CONFIG, str(args.nproc),
             '--work-dir', work_dir, *per_process)
     else:
@@ -74,8 +83,8 @@ def main(argv=None):
     metrics_file = osp.join(work_dir, 'test_metrics.json')
     run(py, 'tools/test.py', CONFIG, checkpoint, '--work-dir',
         osp.join(work_dir, 'test'), '--metrics-out', metrics_file, *options)
-    run(py, 'tools/demo.py', busiest_val_image(), CONFIG, checkpoint,
-        '--out', osp.join(work_dir, 'demo.png'))
+    run(py, 'tools/demo.py', busiest_val_image(), CONFIG, checkpoint, '--out',
+        osp.join(work_dir, 'demo.png'))
 
     with open(osp.join(REPO, metrics_file)) as f:
         metrics = json.load(f)

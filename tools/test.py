@@ -8,17 +8,16 @@
 import argparse
 import json
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import smt_mm  # noqa: E402,F401  (registers SMT, applies torch compat)
-from smt_mm.errors import LaunchError  # noqa: E402
-from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli  # noqa: E402
-from smt_mm.utils.config import add_result_dump, enable_tta, enable_visualization, load_config, set_work_dir, task_of  # noqa: E402
-from smt_mm.utils.dataset_check import check_datasets  # noqa: E402
-from smt_mm.utils.distributed import setup_distributed  # noqa: E402
-from smt_mm.utils.runner import build_runner  # noqa: E402
+import smt_mm  # noqa: F401  (registers SMT, applies torch compat)
+from smt_mm.errors import LaunchError
+from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli
+from smt_mm.utils.config import (add_result_dump, enable_tta,
+                                 enable_visualization, load_config,
+                                 set_work_dir, task_of)
+from smt_mm.utils.dataset_check import check_datasets
+from smt_mm.utils.distributed import setup_distributed
+from smt_mm.utils.runner import build_runner
 
 
 def parse_args(argv=None):
@@ -27,19 +26,25 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where to save evaluation logs')
     parser.add_argument(
-        '--out', help='dump predictions: a .pkl file (detection, '
+        '--out',
+        help='dump predictions: a .pkl file (detection, '
         'classification) or a folder of prediction maps (segmentation)')
-    parser.add_argument('--metrics-out',
-                        help='also write the metrics to this JSON file')
-    parser.add_argument('--show', action='store_true',
-                        help='show predictions in a window')
-    parser.add_argument('--show-dir',
-                        help='save images with predictions drawn here')
-    parser.add_argument('--wait-time', type=float, default=2,
-                        help='seconds each shown image stays')
-    parser.add_argument('--tta', action='store_true',
-                        help='test-time augmentation (tta_model and '
-                        'tta_pipeline of the config)')
+    parser.add_argument(
+        '--metrics-out', help='also write the metrics to this JSON file')
+    parser.add_argument(
+        '--show', action='store_true', help='show predictions in a window')
+    parser.add_argument(
+        '--show-dir', help='save images with predictions drawn here')
+    parser.add_argument(
+        '--wait-time',
+        type=float,
+        default=2,
+        help='seconds each shown image stays')
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help='test-time augmentation (tta_model and '
+        'tta_pipeline of the config)')
     add_common_args(parser)
     return parse_launcher_args(parser, argv)
 
@@ -55,7 +60,7 @@ def main(argv=None):
     check_datasets(cfg, 'test_dataloader')
     if args.show or args.show_dir:
         enable_visualization(cfg, task, args.show_dir, args.show,
-                                    args.wait_time)
+                             args.wait_time)
     if args.tta:
         enable_tta(cfg)
     dump = add_result_dump(cfg, task, args.out) if args.out else None

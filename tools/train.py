@@ -5,30 +5,34 @@
         [--resume [auto|PATH]] [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import smt_mm  # noqa: E402,F401  (registers SMT, applies torch compat)
-from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli  # noqa: E402
-from smt_mm.utils.config import enable_amp, enable_auto_scale_lr, load_config, set_work_dir, task_of  # noqa: E402
-from smt_mm.utils.dataset_check import check_datasets  # noqa: E402
-from smt_mm.utils.distributed import setup_distributed  # noqa: E402
-from smt_mm.utils.resume import set_resume  # noqa: E402
-from smt_mm.utils.runner import build_runner  # noqa: E402
+import smt_mm  # noqa: F401  (registers SMT, applies torch compat)
+from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli
+from smt_mm.utils.config import (enable_amp, enable_auto_scale_lr, load_config,
+                                 set_work_dir, task_of)
+from smt_mm.utils.dataset_check import check_datasets
+from smt_mm.utils.distributed import setup_distributed
+from smt_mm.utils.resume import set_resume
+from smt_mm.utils.runner import build_runner
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='where to save logs and models')
-    parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision training')
-    parser.add_argument('--auto-scale-lr', action='store_true',
-                        help='scale the lr by actual / base batch size')
     parser.add_argument(
-        '--resume', nargs='?', type=str, const='auto',
+        '--amp',
+        action='store_true',
+        help='automatic mixed precision training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr by actual / base batch size')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
         help='resume from PATH, or from the latest checkpoint of the work '
         'dir when no PATH is given')
     add_common_args(parser)
@@ -45,8 +49,8 @@ def main(argv=None):
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
     set_resume(cfg, args.resume)
-    check_datasets(cfg, 'train_dataloader', *(
-        ['val_dataloader'] if cfg.get('val_cfg') else []))
+    check_datasets(cfg, 'train_dataloader',
+                   *(['val_dataloader'] if cfg.get('val_cfg') else []))
     setup_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
     runner.train()

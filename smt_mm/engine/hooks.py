@@ -39,7 +39,9 @@ class RNGReseedHook(Hook):
     def before_train_epoch(self, runner) -> None:
         self._reseed(runner.seed, self._EPOCH, runner.epoch)
 
-    def before_train_iter(self, runner, batch_idx: int,
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
                           data_batch=None) -> None:
         self._reseed(runner.seed, self._ITER, runner.iter)
 

@@ -44,7 +44,8 @@ class BF16AmpOptimWrapper(OptimWrapper):
         ...                      optimizer=dict(type='AdamW', lr=1e-4))
     """
 
-    def __init__(self, autocast_modules: Optional[Sequence[str]] = None,
+    def __init__(self,
+                 autocast_modules: Optional[Sequence[str]] = None,
                  **kwargs):
         super().__init__(**kwargs)
         self.autocast_modules = None if autocast_modules is None \
@@ -81,8 +82,10 @@ def _autocast_module(module: torch.nn.Module, device: str):
         active.pop().__exit__(None, None, None)
         return _to_float(out)
 
-    handles = [module.register_forward_pre_hook(enter),
-               module.register_forward_hook(leave)]
+    handles = [
+        module.register_forward_pre_hook(enter),
+        module.register_forward_hook(leave)
+    ]
     try:
         yield
     finally:

@@ -37,9 +37,9 @@ def analyze_flops(module: nn.Module, inputs: Tuple) -> FlopAnalyzer:
     the ops of SMT's computation it has no handle for (attention matmuls
     inside SDPA, the batched scale projection)."""
     analyzer = FlopAnalyzer(module, inputs)
-    analyzer.set_op_handle(
-        'aten::scaled_dot_product_attention', attention_matmul_flops,
-        'aten::baddbmm', baddbmm_flops)
+    analyzer.set_op_handle('aten::scaled_dot_product_attention',
+                           attention_matmul_flops, 'aten::baddbmm',
+                           baddbmm_flops)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     return analyzer
@@ -63,9 +63,13 @@ class _TensorForward(nn.Module):
 def _det_data_samples(shape: Tuple[int, int]):
     from mmdet.structures import DetDataSample
     sample = DetDataSample()
-    sample.set_metainfo(dict(img_shape=shape, ori_shape=shape,
-                             pad_shape=shape, batch_input_shape=shape,
-                             scale_factor=(1., 1.)))
+    sample.set_metainfo(
+        dict(
+            img_shape=shape,
+            ori_shape=shape,
+            pad_shape=shape,
+            batch_input_shape=shape,
+            scale_factor=(1., 1.)))
     return [sample]
 
 

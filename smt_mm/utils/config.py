@@ -12,7 +12,6 @@ from mmengine.config import Config, ConfigDict
 from smt_mm.errors import LaunchError
 from .package import drop_package_scope
 
-
 TASKS = ('mmdet', 'mmseg', 'mmpretrain')
 
 
@@ -27,8 +26,9 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         folder = osp.dirname(path) or '.'
         if osp.isdir(folder):
             stem = osp.basename(path)[:6]
-            close = sorted(f for f in os.listdir(folder)
-                           if f.endswith('.py') and f.startswith(stem))
+            close = sorted(
+                f for f in os.listdir(folder)
+                if f.endswith('.py') and f.startswith(stem))
             if close:
                 hint = f' (similar files there: {", ".join(close[:5])})'
         raise LaunchError(f'config file not found: {path}{hint}')
@@ -113,16 +113,19 @@ def enable_tta(cfg: Config) -> None:
         dataset.batch_shapes_cfg = None
 
 
-def enable_visualization(cfg: Config, task: str, show_dir: Optional[str],
-                         show: bool = False, wait_time: float = 2) -> None:
+def enable_visualization(cfg: Config,
+                         task: str,
+                         show_dir: Optional[str],
+                         show: bool = False,
+                         wait_time: float = 2) -> None:
     """Draw test predictions, saving them under ``show_dir``."""
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
         raise LaunchError('--show/--show-dir need a visualization hook in '
                           'default_hooks')
     if task == 'mmpretrain':
-        hook.update(enable=True, show=show, wait_time=wait_time,
-                    out_dir=show_dir)
+        hook.update(
+            enable=True, show=show, wait_time=wait_time, out_dir=show_dir)
         return
     hook.update(draw=True, show=show, wait_time=wait_time)
     if show_dir is None:

@@ -33,7 +33,8 @@ def _split(labels: np.ndarray, val_fraction: float, seed: int):
     return np.sort(train), np.sort(val)
 
 
-def make_digits_dataset(out_dir: str, val_fraction: float = 0.2,
+def make_digits_dataset(out_dir: str,
+                        val_fraction: float = 0.2,
                         seed: int = 0,
                         limit: Optional[int] = None) -> Dict[str, int]:
     """Write the dataset; return the number of images per split.

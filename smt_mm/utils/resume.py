@@ -47,13 +47,15 @@ def latest_complete_checkpoint(work_dir: str) -> Optional[str]:
             named = f.read().strip() or None
         if named and is_complete_checkpoint(named):
             return named
-    found = sorted(glob.glob(osp.join(work_dir, '*.pth')),
-                   key=osp.getmtime, reverse=True)
+    found = sorted(
+        glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime, reverse=True)
     for path in found:
         if is_complete_checkpoint(path):
             if named:
-                print_log(f'--resume: {named} (from last_checkpoint) is '
-                          f'missing or incomplete; resuming from {path}',
-                          logger='current', level=logging.WARNING)
+                print_log(
+                    f'--resume: {named} (from last_checkpoint) is '
+                    f'missing or incomplete; resuming from {path}',
+                    logger='current',
+                    level=logging.WARNING)
             return path
     return None

@@ -27,7 +27,8 @@ def add_tensorboard_backend(cfg: Config) -> bool:
     if any(b.get('type') == 'TensorboardVisBackend' for b in backends):
         return False
     visualizer.vis_backends = backends + [
-        ConfigDict(type='TensorboardVisBackend')]
+        ConfigDict(type='TensorboardVisBackend')
+    ]
     return True
 
 

@@ -52,8 +52,8 @@ def _region_mask(rng, kind: str, height: int, width: int) -> np.ndarray:
         cv2.circle(mask, (int(cx), int(cy)), int(size / 2), 1, -1)
     else:
         angle = rng.uniform(0, 90)
-        box = cv2.boxPoints(((cx, cy), (size, size * rng.uniform(0.6, 1.4)),
-                             angle))
+        box = cv2.boxPoints(
+            ((cx, cy), (size, size * rng.uniform(0.6, 1.4)), angle))
         cv2.fillPoly(mask, [np.round(box).astype(np.int32)], 1)
     return mask.astype(bool)
 
@@ -70,7 +70,10 @@ def _draw_sample(rng, height: int, width: int):
     return image, label
 
 
-def write_split(out_dir: str, split: str, num_images: int, seed: int,
+def write_split(out_dir: str,
+                split: str,
+                num_images: int,
+                seed: int,
                 image_size: Tuple[int, int] = (128, 128)) -> None:
     """Write ``num_images`` image/label pairs of one split."""
     rng = np.random.RandomState(seed)
@@ -81,14 +84,18 @@ def write_split(out_dir: str, split: str, num_images: int, seed: int,
     for index in range(num_images):
         image, label = _draw_sample(rng, *image_size)
         name = f'synth_{split}_{index:05d}'
-        cv2.imwrite(osp.join(img_dir, name + '.jpg'), image,
-                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(
+            osp.join(img_dir, name + '.jpg'), image,
+            [cv2.IMWRITE_JPEG_QUALITY, 95])
         cv2.imwrite(osp.join(ann_dir, name + '.png'), label)
 
 
-def make_synthetic_ade(out_dir: str, num_train: int = 200,
-                       num_val: int = 50, seed: int = 0,
-                       image_size: Tuple[int, int] = (128, 128)) -> None:
+def make_synthetic_ade(
+    out_dir: str,
+    num_train: int = 200,
+    num_val: int = 50,
+    seed: int = 0,
+    image_size: Tuple[int, int] = (128, 128)) -> None:
     """Write the training and validation splits under ``out_dir``."""
     write_split(out_dir, 'training', num_train, seed, image_size)
     write_split(out_dir, 'validation', num_val, seed + 1, image_size)

@@ -17,8 +17,8 @@ import numpy as np
 CLASSES = ('square', 'disc', 'triangle')
 
 
-def _shape_polygon(rng: np.random.RandomState, kind: str, cx: float,
-                   cy: float, size: float) -> np.ndarray:
+def _shape_polygon(rng: np.random.RandomState, kind: str, cx: float, cy: float,
+                   size: float) -> np.ndarray:
     """Outline of one shape as an (N, 2) int array of x, y points."""
     half = size / 2
     if kind == 'square':
@@ -32,8 +32,8 @@ def _shape_polygon(rng: np.random.RandomState, kind: str, cx: float,
         points = [(cx + half * 1.2 * np.cos(a), cy + half * 1.2 * np.sin(a))
                   for a in corners]
     else:  # disc
-        points = cv2.ellipse2Poly((int(cx), int(cy)),
-                                  (int(half), int(half)), 0, 0, 360, 10)
+        points = cv2.ellipse2Poly((int(cx), int(cy)), (int(half), int(half)),
+                                  0, 0, 360, 10)
     return np.round(np.asarray(points, dtype=np.float64)).astype(np.int32)
 
 
@@ -59,8 +59,9 @@ def _place_shapes(rng, height, width, max_shapes, size_range):
         margin = size * 0.65
         cx = rng.uniform(margin, width - margin)
         cy = rng.uniform(margin, height - margin)
-        if all(np.hypot(cx - x, cy - y) > 0.65 * (size + s) + 4
-               for _, x, y, s in placed):
+        if all(
+                np.hypot(cx - x, cy - y) > 0.65 * (size + s) + 4
+                for _, x, y, s in placed):
             placed.append((CLASSES[rng.randint(len(CLASSES))], cx, cy, size))
     return placed
 
@@ -81,20 +82,27 @@ def _draw_image(rng, image_id, height, width, max_shapes, size_range):
         cv2.fillPoly(mask, [polygon], 1)
         ys, xs = np.nonzero(mask)
         x0, y0 = int(xs.min()), int(ys.min())
-        annotations.append(dict(
-            image_id=image_id,
-            category_id=CLASSES.index(kind) + 1,
-            segmentation=[polygon.reshape(-1).astype(float).tolist()],
-            area=float(mask.sum()),
-            bbox=[x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1],
-            iscrowd=0))
+        annotations.append(
+            dict(
+                image_id=image_id,
+                category_id=CLASSES.index(kind) + 1,
+                segmentation=[polygon.reshape(-1).astype(float).tolist()],
+                area=float(mask.sum()),
+                bbox=[x0, y0,
+                      int(xs.max()) - x0 + 1,
+                      int(ys.max()) - y0 + 1],
+                iscrowd=0))
     return image, annotations
 
 
-def write_split(out_dir: str, split: str, num_images: int, seed: int,
-                image_size: Tuple[int, int] = (128, 128),
-                max_shapes: int = 3,
-                size_range: Tuple[float, float] = (24, 56)) -> Dict:
+def write_split(
+    out_dir: str,
+    split: str,
+    num_images: int,
+    seed: int,
+    image_size: Tuple[int, int] = (128, 128),
+    max_shapes: int = 3,
+    size_range: Tuple[float, float] = (24, 56)) -> Dict:
     """Write ``<out_dir>/<split>/*.png`` and
     ``<out_dir>/annotations/instances_<split>.json``; return the COCO dict."""
     height, width = image_size
@@ -108,25 +116,31 @@ def write_split(out_dir: str, split: str, num_images: int, seed: int,
                                   size_range)
         file_name = f'{image_id:06d}.png'
         cv2.imwrite(osp.join(out_dir, split, file_name), image)
-        images.append(dict(id=image_id, file_name=file_name, height=height,
-                           width=width))
+        images.append(
+            dict(id=image_id, file_name=file_name, height=height, width=width))
         for ann in anns:
             ann['id'] = len(annotations) + 1
             annotations.append(ann)
     coco = dict(
         images=images,
         annotations=annotations,
-        categories=[dict(id=i + 1, name=name, supercategory='shape')
-                    for i, name in enumerate(CLASSES)])
-    with open(osp.join(out_dir, 'annotations', f'instances_{split}.json'),
-              'w') as f:
+        categories=[
+            dict(id=i + 1, name=name, supercategory='shape')
+            for i, name in enumerate(CLASSES)
+        ])
+    with open(
+            osp.join(out_dir, 'annotations', f'instances_{split}.json'),
+            'w') as f:
         json.dump(coco, f)
     return coco
 
 
-def make_synthetic_coco(out_dir: str, num_train: int = 240,
-                        num_val: int = 60, seed: int = 0,
-                        image_size: Tuple[int, int] = (128, 128)) -> None:
+def make_synthetic_coco(
+    out_dir: str,
+    num_train: int = 240,
+    num_val: int = 60,
+    seed: int = 0,
+    image_size: Tuple[int, int] = (128, 128)) -> None:
     """Write a train and a val split (different seeds) under ``out_dir``."""
     write_split(out_dir, 'train', num_train, seed, image_size)
     write_split(out_dir, 'val', num_val, seed + 1, image_size)

@@ -10,10 +10,10 @@ import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OFFICIAL = os.environ.get(
-    'SMT_OFFICIAL', osp.join(osp.dirname(REPO), 'shared', 'official',
-                             'models_smt.py'))
-FIXTURES = os.environ.get(
-    'SMT_FIXTURES', osp.join(osp.dirname(REPO), 'shared', 'fixtures'))
+    'SMT_OFFICIAL',
+    osp.join(osp.dirname(REPO), 'shared', 'official', 'models_smt.py'))
+FIXTURES = os.environ.get('SMT_FIXTURES',
+                          osp.join(osp.dirname(REPO), 'shared', 'fixtures'))
 sys.path.insert(0, REPO)
 # the reference computation and the official-file loader live with the
 # benchmark tool
@@ -26,8 +26,13 @@ def run_tool(args, cwd=REPO, timeout=900, env=None, check=True):
     """Run a command line tool; with ``check``, fail the test with its
     output when it exits non-zero."""
     full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    proc = subprocess.run(
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env)
     if check and proc.returncode != 0:
         pytest.fail(f'{" ".join(map(str, args))} exited {proc.returncode}\n'
                     f'--- stdout ---\n{proc.stdout[-4000:]}\n'
@@ -38,14 +43,17 @@ def run_tool(args, cwd=REPO, timeout=900, env=None, check=True):
 QUICKSTART = osp.join(REPO, 'configs/det/smt_t_maskrcnn_synth-quickstart.py')
 
 
-def write_tiny_det_config(root, num_train=8, batch_size=2, max_epochs=2,
+def write_tiny_det_config(root,
+                          num_train=8,
+                          batch_size=2,
+                          max_epochs=2,
                           extra=''):
     """A tiny Mask R-CNN + SMT config on synthetic 64x64 COCO images under
     ``root``; returns the config path. ``extra`` is appended verbatim."""
     from smt_mm.utils.synthetic_coco import make_synthetic_coco
     root = str(root)
-    make_synthetic_coco(root, num_train=num_train, num_val=2, seed=3,
-                        image_size=(64, 64))
+    make_synthetic_coco(
+        root, num_train=num_train, num_val=2, seed=3, image_size=(64, 64))
     config = osp.join(root, 'tiny_det.py')
     with open(config, 'w') as f:
         f.write(f'''

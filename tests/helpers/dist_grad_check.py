@@ -32,8 +32,8 @@ def main(config, out):
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.train()
-    ddp = MODEL_WRAPPERS.build(cfg.model_wrapper_cfg,
-                               default_args=dict(module=model))
+    ddp = MODEL_WRAPPERS.build(
+        cfg.model_wrapper_cfg, default_args=dict(module=model))
 
     gen = torch.Generator().manual_seed(1)
     images = torch.rand(4, 3, 64, 64, generator=gen) * 255
@@ -41,9 +41,11 @@ def main(config, out):
     share = 4 // world
     part = slice(rank * share, (rank + 1) * share)
     from mmpretrain.structures import DataSample
-    data = dict(inputs=list(images[part]),
-                data_samples=[DataSample().set_gt_label(int(label))
-                              for label in labels[part]])
+    data = dict(
+        inputs=list(images[part]),
+        data_samples=[
+            DataSample().set_gt_label(int(label)) for label in labels[part]
+        ])
     data = ddp.module.data_preprocessor(data, training=True)
     losses = ddp(**data, mode='loss')
     loss, _ = ddp.module.parse_losses(losses)
@@ -52,8 +54,10 @@ def main(config, out):
     dist.all_reduce(mean_loss)
     mean_loss /= world
     if rank == 0:
-        grads = {name: p.grad.clone() for name, p in model.named_parameters()
-                 if p.grad is not None}
+        grads = {
+            name: p.grad.clone()
+            for name, p in model.named_parameters() if p.grad is not None
+        }
         torch.save(dict(loss=mean_loss, grads=grads), out)
     dist.barrier()
     dist.destroy_process_group()

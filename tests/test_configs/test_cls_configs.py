@@ -2,15 +2,15 @@
 evaluation through tools/test.py, backbone reuse downstream."""
 import glob
 import json
-import sys
 import os.path as osp
+import sys
 
 import pytest
 import torch
+from helpers import REPO, run_tool
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from helpers import REPO, run_tool
 from smt_mm.models import SMT
 from smt_mm.models.utils import (CheckpointMismatchError,
                                  convert_official_checkpoint)
@@ -35,8 +35,8 @@ def fixture_arch(fixtures_dir):
 def fixture_classifier_cfg(arch, num_classes):
     cfg = Config.fromfile(osp.join(REPO, 'configs/cls/smt_t_in1k.py'))
     cfg.model.backbone.arch = arch
-    cfg.model.head.update(num_classes=num_classes,
-                          in_channels=arch['embed_dims'][-1])
+    cfg.model.head.update(
+        num_classes=num_classes, in_channels=arch['embed_dims'][-1])
     return cfg
 
 
@@ -63,9 +63,9 @@ def test_config_builds_and_trains_one_step(path):
         assert model.eval()(inputs, mode='tensor').shape == (2, num_classes)
 
 
-@pytest.mark.parametrize('variant,arch,drop_path,width', [
-    ('t', 'tiny', 0.1, 512), ('s', 'small', 0.2, 512),
-    ('b', 'base', 0.3, 512), ('l', 'large', 0.4, 768)])
+@pytest.mark.parametrize('variant,arch,drop_path,width',
+                         [('t', 'tiny', 0.1, 512), ('s', 'small', 0.2, 512),
+                          ('b', 'base', 0.3, 512), ('l', 'large', 0.4, 768)])
 def test_in1k_configs_follow_the_official_recipe(variant, arch, drop_path,
                                                  width):
     cfg = Config.fromfile(osp.join(REPO, f'configs/cls/smt_{variant}_in1k.py'))
@@ -73,27 +73,29 @@ def test_in1k_configs_follow_the_official_recipe(variant, arch, drop_path,
     assert cfg.model.backbone.drop_path_rate == drop_path
     assert cfg.model.head.in_channels == width
     assert cfg.model.head.loss.label_smooth_val == 0.1
-    assert [(a.type, a.alpha) for a in cfg.model.train_cfg.augments] == [
-        ('Mixup', 0.2), ('CutMix', 1.0)]
+    assert [(a.type, a.alpha)
+            for a in cfg.model.train_cfg.augments] == [('Mixup', 0.2),
+                                                       ('CutMix', 1.0)]
     optim = cfg.optim_wrapper
     assert optim.optimizer.type == 'AdamW'
     assert optim.optimizer.lr == pytest.approx(1e-3 * 1024 / 512)
     assert (optim.optimizer.weight_decay, optim.optimizer.eps,
             optim.optimizer.betas) == (0.05, 1e-8, (0.9, 0.999))
-    assert optim.paramwise_cfg == dict(norm_decay_mult=0.0,
-                                       bias_decay_mult=0.0,
-                                       flat_decay_mult=0.0)
+    assert optim.paramwise_cfg == dict(
+        norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0)
     assert optim.clip_grad.max_norm == 5.0
     warmup, cosine = cfg.param_scheduler
-    assert (warmup.end, warmup.start_factor * optim.optimizer.lr) == (
-        5, pytest.approx(1e-7 * 2))
+    assert (warmup.end, warmup.start_factor *
+            optim.optimizer.lr) == (5, pytest.approx(1e-7 * 2))
     assert cosine.eta_min_ratio * optim.optimizer.lr == pytest.approx(1e-6 * 2)
     assert cfg.train_cfg.max_epochs == 300 and cosine.end == 300
     assert cfg.train_dataloader.batch_size * 8 == 1024
     assert cfg.auto_scale_lr.base_batch_size == 1024
     types = [t.type for t in cfg.train_dataloader.dataset.pipeline]
-    assert types == ['LoadImageFromFile', 'RandomResizedCrop', 'RandomFlip',
-                     'RandAugment', 'RandomErasing', 'PackInputs']
+    assert types == [
+        'LoadImageFromFile', 'RandomResizedCrop', 'RandomFlip', 'RandAugment',
+        'RandomErasing', 'PackInputs'
+    ]
     test_types = [(t.type, t.get('scale', t.get('crop_size')))
                   for t in cfg.test_dataloader.dataset.pipeline]
     assert test_types[1:3] == [('ResizeEdge', 256), ('CenterCrop', 224)]
@@ -115,19 +117,28 @@ def test_converted_official_file_gives_official_logits(fixtures_dir):
 
 def test_conversion_finds_presets_and_refuses_other_archs(fixtures_dir):
     official = torch.load(osp.join(fixtures_dir, 'smt_tiny_official.pth'))
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'embed_dims \[16, 32, 64, 128\].*'
-                       r'stem\.conv\.weight: checkpoint \(16, 3, 3, 3\) vs '
-                       r'model \(64, 3, 3, 3\)'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'embed_dims \[16, 32, 64, 128\].*'
+            r'stem\.conv\.weight: checkpoint \(16, 3, 3, 3\) vs '
+            r'model \(64, 3, 3, 3\)'):
         convert_official_checkpoint(official, 'tiny')
     # a preset is recognised without naming it
     model = SMT('tiny')
-    fake = {'model': {**{k: v for k, v in official['model'].items()
-                         if k.startswith('head')}}}
+    fake = {
+        'model': {
+            **{
+                k: v
+                for k, v in official['model'].items() if k.startswith('head')
+            }
+        }
+    }
     from test_checkpoint import to_official_key
-    fake['model'] = {to_official_key(k): v
-                     for k, v in model.state_dict().items()
-                     if not k.endswith('num_batches_tracked')}
+    fake['model'] = {
+        to_official_key(k): v
+        for k, v in model.state_dict().items()
+        if not k.endswith('num_batches_tracked')
+    }
     fake['model']['head.weight'] = torch.zeros(21841, 512)
     fake['model']['head.bias'] = torch.arange(21841.)
     rows = [5, 0, 21840]
@@ -136,8 +147,8 @@ def test_conversion_finds_presets_and_refuses_other_archs(fixtures_dir):
     assert state_dict['head.fc.bias'].tolist() == [5., 0., 21840.]
 
 
-def test_convert_tool_writes_refuses_and_never_overwrites(fixtures_dir,
-                                                          tmp_path):
+def test_convert_tool_writes_refuses_and_never_overwrites(
+        fixtures_dir, tmp_path):
     src = osp.join(fixtures_dir, 'smt_tiny_official.pth')
     arch, _, _ = fixture_arch(fixtures_dir)
     dst = tmp_path / 'converted.pth'
@@ -147,11 +158,13 @@ def test_convert_tool_writes_refuses_and_never_overwrites(fixtures_dir,
     assert saved['meta']['num_classes'] == 10
     assert 'head.fc.weight' in saved['state_dict']
     before = dst.read_bytes()
-    for extra, message in (
-            (['--arch', json.dumps(arch)], 'exists; pass --overwrite'),
-            (['--arch', 'base', '--overwrite'], 'does not match SMT arch'),
-            (['--config', 'configs/cls/smt_b_in1k.py', '--overwrite'],
-             'does not match SMT arch')):
+    for extra, message in ((['--arch',
+                             json.dumps(arch)], 'exists; pass --overwrite'),
+                           (['--arch', 'base',
+                             '--overwrite'], 'does not match SMT arch'), ([
+                                 '--config', 'configs/cls/smt_b_in1k.py',
+                                 '--overwrite'
+                             ], 'does not match SMT arch')):
         proc = run_tool([*tool, *extra], check=False)
         assert proc.returncode == 1 and message in proc.stderr
         assert 'Traceback' not in proc.stderr
@@ -166,9 +179,12 @@ def test_test_tool_evaluates_a_converted_file_on_an_imagenet_folder(
     data_root = tmp_path / 'imagenet'
     make_digits_dataset(str(data_root), limit=16)
     ckpt = tmp_path / 'converted.pth'
-    run_tool([PY, 'tools/convert_official.py',
-              osp.join(fixtures_dir, 'smt_tiny_official.pth'), str(ckpt),
-              '--arch', json.dumps(arch)])
+    run_tool([
+        PY, 'tools/convert_official.py',
+        osp.join(fixtures_dir, 'smt_tiny_official.pth'),
+        str(ckpt), '--arch',
+        json.dumps(arch)
+    ])
     config = tmp_path / 'eval.py'
     config.write_text(f'''
 _base_ = [{osp.join(REPO, 'configs/cls/smt_t_in1k.py')!r}]
@@ -180,16 +196,21 @@ test_dataloader = dict(batch_size=8, num_workers=0, persistent_workers=False,
                        dataset=dict(data_root={str(data_root)!r}))
 ''')
     metrics = tmp_path / 'metrics.json'
-    run_tool([PY, 'tools/test.py', str(config), str(ckpt), '--work-dir',
-              str(tmp_path / 'work'), '--metrics-out', str(metrics)])
+    run_tool([
+        PY, 'tools/test.py',
+        str(config),
+        str(ckpt), '--work-dir',
+        str(tmp_path / 'work'), '--metrics-out',
+        str(metrics)
+    ])
     result = json.loads(metrics.read_text())
     # random-looking weights on digits: a valid percentage, not a good one
     assert 0 <= result['accuracy/top1'] <= 100
     assert result['accuracy/top5'] >= result['accuracy/top1']
 
 
-def test_detection_backbone_starts_from_a_converted_file(fixtures_dir,
-                                                         tmp_path):
+def test_detection_backbone_starts_from_a_converted_file(
+        fixtures_dir, tmp_path):
     arch, _, expected = fixture_arch(fixtures_dir)
     official = torch.load(osp.join(fixtures_dir, 'smt_tiny_official.pth'))
     state_dict, _ = convert_official_checkpoint(official, arch)
@@ -211,25 +232,32 @@ def test_digits_run_end_to_end_and_its_backbone_serves_detection(tmp_path):
     data_root = tmp_path / 'digits'
     make_digits_dataset(str(data_root))
     work = tmp_path / 'work'
-    options = ['--cfg-options', f'data_root={data_root}/',
-               f'train_dataloader.dataset.data_root={data_root}/',
-               f'val_dataloader.dataset.data_root={data_root}/',
-               f'test_dataloader.dataset.data_root={data_root}/',
-               'train_cfg.max_epochs=4', 'train_cfg.val_interval=4',
-               'default_hooks.checkpoint.interval=4']
-    run_tool([PY, 'tools/train.py', 'configs/cls/smt_t_digits.py',
-              '--work-dir', str(work), *options])
+    options = [
+        '--cfg-options', f'data_root={data_root}/',
+        f'train_dataloader.dataset.data_root={data_root}/',
+        f'val_dataloader.dataset.data_root={data_root}/',
+        f'test_dataloader.dataset.data_root={data_root}/',
+        'train_cfg.max_epochs=4', 'train_cfg.val_interval=4',
+        'default_hooks.checkpoint.interval=4'
+    ]
+    run_tool([
+        PY, 'tools/train.py', 'configs/cls/smt_t_digits.py', '--work-dir',
+        str(work), *options
+    ])
     checkpoint = work / 'epoch_4.pth'
     metrics = tmp_path / 'metrics.json'
-    run_tool([PY, 'tools/test.py', 'configs/cls/smt_t_digits.py',
-              str(checkpoint), '--work-dir', str(tmp_path / 'test'),
-              '--metrics-out', str(metrics), *options])
+    run_tool([
+        PY, 'tools/test.py', 'configs/cls/smt_t_digits.py',
+        str(checkpoint), '--work-dir',
+        str(tmp_path / 'test'), '--metrics-out',
+        str(metrics), *options
+    ])
     top1 = json.loads(metrics.read_text())['accuracy/top1']
     assert top1 >= 90.0, top1
 
     trained = torch.load(checkpoint)['state_dict']
-    detector_backbone = SMT('tiny', init_cfg=dict(type='Pretrained',
-                                                  checkpoint=str(checkpoint)))
+    detector_backbone = SMT(
+        'tiny', init_cfg=dict(type='Pretrained', checkpoint=str(checkpoint)))
     detector_backbone.init_weights()
     for key, value in detector_backbone.state_dict().items():
         assert torch.equal(value, trained[f'backbone.{key}']), key

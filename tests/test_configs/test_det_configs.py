@@ -4,11 +4,10 @@ import os.path as osp
 
 import pytest
 import torch
+from helpers import REPO
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import DefaultScope
-
-from helpers import REPO
 
 DET_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs/det/smt_*.py')))
 
@@ -41,8 +40,10 @@ def test_config_builds_and_trains_one_step(path):
     model.train()
     num_classes = 3 if 'synth' in path else 80
     packed = demo_mm_inputs(
-        batch_size=2, image_shapes=[(3, 96, 128), (3, 128, 96)],
-        num_items=[2, 3], num_classes=num_classes,
+        batch_size=2,
+        image_shapes=[(3, 96, 128), (3, 128, 96)],
+        num_items=[2, 3],
+        num_classes=num_classes,
         with_mask='mask' in osp.basename(path))
     data = model.data_preprocessor(packed, True)
     loss, log_vars = model.parse_losses(model(**data, mode='loss'))

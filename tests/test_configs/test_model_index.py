@@ -5,12 +5,12 @@ import os.path as osp
 
 import pytest
 import yaml
-
 from helpers import REPO
 
-OFFICIAL_FILES = {'smt_tiny.pth', 'smt_small.pth', 'smt_base.pth',
-                  'smt_large_22k.pth', 'smt_large_22k_224_ft.pth',
-                  'smt_large_22k_384_ft.pth'}
+OFFICIAL_FILES = {
+    'smt_tiny.pth', 'smt_small.pth', 'smt_base.pth', 'smt_large_22k.pth',
+    'smt_large_22k_224_ft.pth', 'smt_large_22k_384_ft.pth'
+}
 
 
 def load(path):
@@ -54,18 +54,26 @@ def test_metafile_matches_configs(metafile):
 
 def test_every_task_folder_has_a_metafile():
     tasks = {p.split('/')[1] for p in metafiles()}
-    folders = {osp.basename(p) for p in glob.glob(osp.join(REPO, 'configs/*'))
-               if osp.isdir(p)}
+    folders = {
+        osp.basename(p)
+        for p in glob.glob(osp.join(REPO, 'configs/*')) if osp.isdir(p)
+    }
     assert folders <= tasks
 
 
 def test_paper_numbers():
-    models = {m['Name']: m for path in metafiles()
-              for m in load(path)['Models']}
+    models = {
+        m['Name']: m
+        for path in metafiles()
+        for m in load(path)['Models']
+    }
 
     def metric(name, key):
-        return {k: v for r in models[name]['Results']
-                for k, v in r['Metrics'].items()}[key]
+        return {
+            k: v
+            for r in models[name]['Results']
+            for k, v in r['Metrics'].items()
+        }[key]
 
     assert metric('smt_b_maskrcnn_3x', 'box AP') == 49.8
     assert metric('smt_s_cascade-maskrcnn_3x', 'mask AP') == 44.7

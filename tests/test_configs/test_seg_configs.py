@@ -4,20 +4,19 @@ import os.path as osp
 
 import pytest
 import torch
+from helpers import REPO
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import DefaultScope
-
-from helpers import REPO
 
 SEG_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs/seg/smt_*.py')))
 
 
 @pytest.mark.parametrize('path', SEG_CONFIGS, ids=osp.basename)
 def test_config_builds_and_trains_one_step(path):
+    from mmengine.structures import PixelData
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
-    from mmengine.structures import PixelData
     torch.manual_seed(0)
     cfg = Config.fromfile(path)
     cfg.model.backbone.init_cfg = None

@@ -5,14 +5,15 @@ import re
 import sys
 
 import torch
+from helpers import run_tool, write_tiny_det_config
 from mmengine.config import Config
 
-from helpers import run_tool, write_tiny_det_config
 from smt_mm.engine import BF16AmpOptimWrapper
 from smt_mm.utils.config import enable_amp
 
 
 class Net(torch.nn.Module):
+
     def __init__(self):
         super().__init__()
         self.backbone = torch.nn.Linear(4, 4)
@@ -68,13 +69,17 @@ def test_enable_amp_picks_the_wrapper_for_the_device(monkeypatch):
 
 
 def test_maskrcnn_trains_with_amp_on_cpu(tmp_path):
-    config = write_tiny_det_config(tmp_path, num_train=2, batch_size=2,
-                                   max_epochs=1)
+    config = write_tiny_det_config(
+        tmp_path, num_train=2, batch_size=2, max_epochs=1)
     work = tmp_path / 'work'
-    run_tool([sys.executable, 'tools/train.py', config, '--amp',
-              '--work-dir', str(work)], env=dict(CUDA_VISIBLE_DEVICES=''))
+    run_tool([
+        sys.executable, 'tools/train.py', config, '--amp', '--work-dir',
+        str(work)
+    ],
+             env=dict(CUDA_VISIBLE_DEVICES=''))
     log = open(glob.glob(str(work / '*' / '*.log'))[0]).read()
     assert "type='BF16AmpOptimWrapper'" in log
-    losses = [float(v) for v in re.findall(r'\bloss: ([-\d.eE]+|nan|inf)',
-                                          log)]
+    losses = [
+        float(v) for v in re.findall(r'\bloss: ([-\d.eE]+|nan|inf)', log)
+    ]
     assert losses and all(torch.isfinite(torch.tensor(losses)))

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 import torch
+from helpers import REPO, run_tool, write_tiny_det_config
 from mmengine.config import Config
 
-from helpers import REPO, run_tool, write_tiny_det_config
 from smt_mm.safe_io import AtomicLocalBackend, is_complete_checkpoint
 from smt_mm.utils.resume import latest_complete_checkpoint, set_resume
 
@@ -24,15 +24,17 @@ KILL_AT = (2, 1)  # (epoch, iteration in epoch) logged before SIGKILL
 def logged_losses(work_dir):
     """{global iteration: {loss name: value}} from every run's scalars."""
     found = {}
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json'))):
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
         with open(path) as f:
             for line in f:
                 entry = json.loads(line)
                 if 'loss' in entry:
                     found[entry['iter']] = {
-                        k: v for k, v in entry.items()
-                        if k.startswith('loss') or k in ('grad_norm', 'acc')}
+                        k: v
+                        for k, v in entry.items()
+                        if k.startswith('loss') or k in ('grad_norm', 'acc')
+                    }
     return found
 
 
@@ -40,9 +42,13 @@ def train_until_killed(config, work_dir):
     """Start training and SIGKILL it once epoch 2 has logged iteration 1
     of 2 (epoch 1's checkpoint is on disk, epoch 2 is half done)."""
     env = dict(os.environ, PYTHONUNBUFFERED='1')
-    proc = subprocess.Popen(TRAIN + [config, '--work-dir', str(work_dir)],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        TRAIN + [config, '--work-dir', str(work_dir)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True)
     marker = 'Epoch(train) [{}][{}/'.format(*KILL_AT)
     try:
         for line in proc.stdout:
@@ -56,8 +62,8 @@ def train_until_killed(config, work_dir):
 
 @pytest.mark.slow
 def test_killed_run_resumes_with_identical_losses(tmp_path):
-    config = write_tiny_det_config(tmp_path / 'data', num_train=4,
-                                   batch_size=2, max_epochs=3)
+    config = write_tiny_det_config(
+        tmp_path / 'data', num_train=4, batch_size=2, max_epochs=3)
     reference = tmp_path / 'reference'
     run_tool(TRAIN + [config, '--work-dir', str(reference)])
     expected = logged_losses(reference)
@@ -66,8 +72,7 @@ def test_killed_run_resumes_with_identical_losses(tmp_path):
     work_dir = tmp_path / 'killed'
     train_until_killed(config, work_dir)
     assert not osp.exists(work_dir / 'epoch_2.pth')
-    proc = run_tool(TRAIN + [config, '--work-dir', str(work_dir),
-                             '--resume'])
+    proc = run_tool(TRAIN + [config, '--work-dir', str(work_dir), '--resume'])
     assert 'resumed epoch: 1, iter: 2' in proc.stdout + proc.stderr
     resumed = logged_losses(work_dir)
     # Iteration 3 ran twice (before the kill and after the resume); the
@@ -93,9 +98,9 @@ def _write_with_file_size_limit(path, size, limit):
         'import smt_mm\n'
         'from mmengine.fileio import get_file_backend\n'
         f'resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n'
-        f'get_file_backend({str(path)!r}).put(b"n" * {size}, {str(path)!r})\n'
-    )
-    proc = subprocess.run([sys.executable, '-c', code], cwd=REPO,
+        f'get_file_backend({str(path)!r}).put(b"n" * {size}, {str(path)!r})\n')
+    proc = subprocess.run([sys.executable, '-c', code],
+                          cwd=REPO,
                           capture_output=True)
     return proc.returncode
 

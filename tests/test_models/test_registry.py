@@ -20,11 +20,10 @@ def registry_of(scope):
 def test_backbone_builds_from_task_config(tmp_path, scope):
     # A user config that only names the package through custom_imports.
     path = tmp_path / f'{scope}_cfg.py'
-    path.write_text(
-        f"default_scope = '{scope}'\n"
-        "custom_imports = dict(imports=['smt_mm'], "
-        "allow_failed_imports=False)\n"
-        f'backbone = {BACKBONE!r}\n')
+    path.write_text(f"default_scope = '{scope}'\n"
+                    "custom_imports = dict(imports=['smt_mm'], "
+                    "allow_failed_imports=False)\n"
+                    f'backbone = {BACKBONE!r}\n')
     cfg = Config.fromfile(str(path))
     with DefaultScope.overwrite_default_scope(scope):
         model = registry_of(scope).build(cfg.backbone)

@@ -9,18 +9,21 @@ import benchmark as bench
 import official_smt as loader
 import pytest
 import torch
-
 from helpers import run_tool
 
 
 def test_official_module_loads_without_its_imports(official_file):
-    before = {name for name in ('timm', 'ptflops', 'thop')
-              if name in sys.modules}
+    before = {
+        name
+        for name in ('timm', 'ptflops', 'thop') if name in sys.modules
+    }
     module = loader.load_official_module(official_file)
     assert hasattr(module, 'smt_t')
     # the stand-ins are gone again
-    assert {name for name in ('timm', 'ptflops', 'thop')
-            if name in sys.modules} == before
+    assert {
+        name
+        for name in ('timm', 'ptflops', 'thop') if name in sys.modules
+    } == before
 
 
 def test_official_and_ours_agree_on_the_same_weights(official_file):
@@ -35,8 +38,11 @@ def test_official_and_ours_agree_on_the_same_weights(official_file):
 def test_missing_official_file_is_one_line(tmp_path):
     with pytest.raises(FileNotFoundError, match='official SMT model file'):
         loader.load_official_module(str(tmp_path / 'nope.py'))
-    proc = run_tool([sys.executable, 'tools/analysis/benchmark.py',
-                     '--official', str(tmp_path / 'nope.py')], check=False)
+    proc = run_tool([
+        sys.executable, 'tools/analysis/benchmark.py', '--official',
+        str(tmp_path / 'nope.py')
+    ],
+                    check=False)
     assert proc.returncode == 2
     assert '--official: no such file' in proc.stderr
 
@@ -44,15 +50,19 @@ def test_missing_official_file_is_one_line(tmp_path):
 def test_benchmark_cli_reports_every_side(official_file, tmp_path):
     out = tmp_path / 'bench.json'
     md = tmp_path / 'bench.md'
-    run_tool([sys.executable, 'tools/analysis/benchmark.py', '--archs', 't',
-              '--batch', '1', '--size', '64', '--large-size', '64', '96',
-              '--repeats', '1', '--warmup', '0', '--no-memory',
-              '--official', official_file, '--out', str(out),
-              '--markdown', str(md)])
+    run_tool([
+        sys.executable, 'tools/analysis/benchmark.py', '--archs', 't',
+        '--batch', '1', '--size', '64', '--large-size', '64', '96',
+        '--repeats', '1', '--warmup', '0', '--no-memory', '--official',
+        official_file, '--out',
+        str(out), '--markdown',
+        str(md)
+    ])
     report = json.loads(out.read_text())
     impls = [row['impl'] for row in report['results']]
-    assert impls == ['fast', 'reference', 'official', 'fast/official',
-                     'fast/reference']
+    assert impls == [
+        'fast', 'reference', 'official', 'fast/official', 'fast/reference'
+    ]
     for row in report['results'][:3]:
         for key in ('forward_img_s', 'train_img_s', 'latency_ms',
                     'large_train_ms'):

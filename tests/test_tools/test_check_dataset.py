@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import REPO, run_tool
 
 DET = 'configs/det/smt_t_maskrcnn_synth-quickstart.py'
@@ -17,8 +16,10 @@ LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp('data')
     for kind in ('coco', 'ade'):
-        run_tool([sys.executable, 'tools/misc/make_synthetic_data.py', kind,
-                  str(root / kind), '--num-train', '6', '--num-val', '3'])
+        run_tool([
+            sys.executable, 'tools/misc/make_synthetic_data.py', kind,
+            str(root / kind), '--num-train', '6', '--num-val', '3'
+        ])
     return root
 
 
@@ -29,11 +30,13 @@ def roots(path):
 def check(config, *args):
     return subprocess.run(
         [sys.executable, 'tools/misc/check_dataset.py', config, *args],
-        cwd=REPO, capture_output=True, text=True)
+        cwd=REPO,
+        capture_output=True,
+        text=True)
 
 
-@pytest.mark.parametrize('config,kind,images,annotations', [
-    (DET, 'coco', 6, None), (SEG, 'ade', 6, 6)])
+@pytest.mark.parametrize('config,kind,images,annotations',
+                         [(DET, 'coco', 6, None), (SEG, 'ade', 6, 6)])
 def test_complete_data_passes(data, config, kind, images, annotations):
     proc = check(config, '--cfg-options', *roots(f'{data / kind}/'))
     assert proc.returncode == 0, proc.stderr
@@ -54,8 +57,9 @@ def test_missing_root_fails_naming_it(tmp_path):
 
 
 def test_missing_annotation_file_fails(data):
-    proc = check(DET, '--split', 'val', '--cfg-options', *roots(
-        f'{data / "coco"}/'), 'val_dataloader.dataset.ann_file=nope.json')
+    proc = check(DET, '--split', 'val', '--cfg-options',
+                 *roots(f'{data / "coco"}/'),
+                 'val_dataloader.dataset.ann_file=nope.json')
     assert proc.returncode == 1
     assert f'annotation file not found: {data / "coco"}/nope.json' in \
         proc.stderr
@@ -68,8 +72,8 @@ def test_missing_images_and_classes_are_reported(data, tmp_path):
     gone = sorted(os.listdir(coco / 'val'))[:2]
     for name in gone:
         os.remove(coco / 'val' / name)
-    proc = check(DET, '--split', 'val', '--cfg-options',
-                 *roots(f'{coco}/'), 'model.roi_head.bbox_head.num_classes=5',
+    proc = check(DET, '--split', 'val', '--cfg-options', *roots(f'{coco}/'),
+                 'model.roi_head.bbox_head.num_classes=5',
                  'model.roi_head.mask_head.num_classes=5')
     assert proc.returncode == 1
     assert '2 of 3 referenced files missing' in proc.stderr

@@ -8,7 +8,6 @@ import time
 
 import pytest
 import torch
-
 from helpers import REPO, write_tiny_det_config
 
 pytestmark = pytest.mark.slow
@@ -37,10 +36,12 @@ model = dict(
 
 
 def torchrun(nproc, args, port, timeout=180):
-    cmd = [sys.executable, '-m', 'torch.distributed.run',
-           f'--nproc_per_node={nproc}', f'--master_port={port}'] + args
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    cmd = [
+        sys.executable, '-m', 'torch.distributed.run',
+        f'--nproc_per_node={nproc}', f'--master_port={port}'
+    ] + args
+    return subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 def torchrun_retrying_a_hang(nproc, args, port):
@@ -67,13 +68,12 @@ def test_two_processes_match_one(tmp_path):
         results[nproc] = torch.load(out)
     one, two = results[1], results[2]
     # Equal up to float summation order (per-rank sums, then all-reduce).
-    torch.testing.assert_close(two['loss'], one['loss'], rtol=1e-6,
-                               atol=1e-7)
+    torch.testing.assert_close(two['loss'], one['loss'], rtol=1e-6, atol=1e-7)
     assert one['grads'].keys() == two['grads'].keys()
     assert len(one['grads']) > 50
     for name, grad in one['grads'].items():
-        torch.testing.assert_close(two['grads'][name], grad, rtol=1e-4,
-                                   atol=1e-7, msg=name)
+        torch.testing.assert_close(
+            two['grads'][name], grad, rtol=1e-4, atol=1e-7, msg=name)
 
 
 CRASH_HOOK = '''
@@ -96,17 +96,29 @@ class CrashOnRank(Hook):
 def test_one_crashing_rank_ends_the_job(tmp_path):
     (tmp_path / 'crash_hook.py').write_text(CRASH_HOOK)
     config = write_tiny_det_config(
-        tmp_path / 'data', num_train=8, batch_size=1, max_epochs=2,
+        tmp_path / 'data',
+        num_train=8,
+        batch_size=1,
+        max_epochs=2,
         extra="custom_imports = dict(imports=['smt_mm', 'crash_hook'], "
         "allow_failed_imports=False)\n"
         "custom_hooks = [dict(type='CrashOnRank')]\n")
-    env = dict(__import__('os').environ, PYTHONPATH=str(tmp_path),
-               CRASH_RANK='1', CRASH_ITER='2', PORT='29643',
-               PYTHON=sys.executable)
+    env = dict(
+        __import__('os').environ,
+        PYTHONPATH=str(tmp_path),
+        CRASH_RANK='1',
+        CRASH_ITER='2',
+        PORT='29643',
+        PYTHON=sys.executable)
     start = time.monotonic()
-    proc = subprocess.run(['bash', 'tools/dist_train.sh', config, '2',
-                           '--work-dir', str(tmp_path / 'work')],
-                          cwd=REPO, env=env, capture_output=True, text=True,
+    proc = subprocess.run([
+        'bash', 'tools/dist_train.sh', config, '2', '--work-dir',
+        str(tmp_path / 'work')
+    ],
+                          cwd=REPO,
+                          env=env,
+                          capture_output=True,
+                          text=True,
                           timeout=180)
     elapsed = time.monotonic() - start
     assert proc.returncode != 0

@@ -6,8 +6,8 @@ import json
 import sys
 
 import pytest
-
 from helpers import run_tool
+
 from smt_mm.utils.synthetic_ade import make_synthetic_ade
 
 pytestmark = pytest.mark.slow
@@ -19,23 +19,32 @@ MIOU_BAR = 70.0
 def test_synthetic_segmentation_learns_and_evaluates(tmp_path):
     data = tmp_path / 'ade'
     make_synthetic_ade(str(data))
-    roots = [f'{split}.dataset.data_root={data}'
-             for split in ('train_dataloader', 'val_dataloader',
-                           'test_dataloader')]
+    roots = [
+        f'{split}.dataset.data_root={data}'
+        for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
     work = tmp_path / 'work'
-    run_tool([sys.executable, 'tools/train.py', CONFIG, '--work-dir',
-              str(work), '--cfg-options', *roots])
+    run_tool([
+        sys.executable, 'tools/train.py', CONFIG, '--work-dir',
+        str(work), '--cfg-options', *roots
+    ])
     checkpoint = work / 'iter_600.pth'
     assert checkpoint.is_file()
     for extra in ([], ['--tta']):
         metrics_file = tmp_path / f'metrics{len(extra)}.json'
-        run_tool([sys.executable, 'tools/test.py', CONFIG, str(checkpoint),
-                  '--work-dir', str(tmp_path / 'test'), '--metrics-out',
-                  str(metrics_file), *extra, '--cfg-options', *roots])
+        run_tool([
+            sys.executable, 'tools/test.py', CONFIG,
+            str(checkpoint), '--work-dir',
+            str(tmp_path / 'test'), '--metrics-out',
+            str(metrics_file), *extra, '--cfg-options', *roots
+        ])
         miou = json.loads(metrics_file.read_text())['mIoU']
         assert miou >= MIOU_BAR, (extra, miou)
     out = tmp_path / 'overlay.png'
-    run_tool([sys.executable, 'tools/demo.py',
-              str(data / 'images/validation/synth_validation_00000.jpg'),
-              CONFIG, str(checkpoint), '--out', str(out)])
+    run_tool([
+        sys.executable, 'tools/demo.py',
+        str(data / 'images/validation/synth_validation_00000.jpg'), CONFIG,
+        str(checkpoint), '--out',
+        str(out)
+    ])
     assert out.stat().st_size > 1000

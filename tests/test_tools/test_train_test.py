@@ -6,8 +6,8 @@ import sys
 
 import pytest
 import torch
-
 from helpers import REPO, run_tool, write_tiny_det_config
+
 from smt_mm.utils.synthetic_coco import make_synthetic_coco
 
 pytestmark = pytest.mark.slow
@@ -18,13 +18,17 @@ def tiny_det_config(tmp_path_factory):
     """A 2-iteration-per-epoch Mask R-CNN on 8 synthetic 64x64 images,
     validated after epoch 2."""
     return write_tiny_det_config(
-        tmp_path_factory.mktemp('tiny_coco'), num_train=8, batch_size=4,
+        tmp_path_factory.mktemp('tiny_coco'),
+        num_train=8,
+        batch_size=4,
         extra='train_cfg = dict(max_epochs=2, val_interval=2)')
 
 
 def train(config, work_dir, *extra):
-    return run_tool([sys.executable, 'tools/train.py', config,
-                     '--work-dir', str(work_dir), *extra])
+    return run_tool([
+        sys.executable, 'tools/train.py', config, '--work-dir',
+        str(work_dir), *extra
+    ])
 
 
 def meta_of(path):
@@ -37,8 +41,8 @@ def test_train_resume_and_test(tiny_det_config, tmp_path):
     assert meta_of(work_dir / 'epoch_2.pth')['iter'] == 4
 
     # Resume the finished run for one more epoch from its last checkpoint.
-    proc = train(tiny_det_config, work_dir, '--resume',
-                 '--cfg-options', 'train_cfg.max_epochs=3')
+    proc = train(tiny_det_config, work_dir, '--resume', '--cfg-options',
+                 'train_cfg.max_epochs=3')
     assert 'resumed epoch: 2, iter: 4' in proc.stdout + proc.stderr
     meta = meta_of(work_dir / 'epoch_3.pth')
     assert (meta['epoch'], meta['iter']) == (3, 6)
@@ -49,10 +53,12 @@ def test_train_resume_and_test(tiny_det_config, tmp_path):
     assert 'resumed epoch: 1, iter: 2' in proc.stdout + proc.stderr
 
     out = tmp_path / 'preds.pkl'
-    proc = run_tool([sys.executable, 'tools/test.py', tiny_det_config,
-                     str(work_dir / 'epoch_3.pth'), '--work-dir',
-                     str(tmp_path / 'test'), '--out', str(out),
-                     '--show-dir', 'vis'])
+    proc = run_tool([
+        sys.executable, 'tools/test.py', tiny_det_config,
+        str(work_dir / 'epoch_3.pth'), '--work-dir',
+        str(tmp_path / 'test'), '--out',
+        str(out), '--show-dir', 'vis'
+    ])
     assert re.search(r'coco/bbox_mAP: \d', proc.stdout + proc.stderr)
     with open(out, 'rb') as f:
         assert len(pickle.load(f)) == 2  # one entry per val image
@@ -62,9 +68,10 @@ def test_train_resume_and_test(tiny_det_config, tmp_path):
 
 def test_dist_train_two_cpu_processes(tiny_det_config, tmp_path):
     work_dir = tmp_path / 'dist'
-    proc = run_tool(['bash', 'tools/dist_train.sh', tiny_det_config, '2',
-                     '--work-dir', str(work_dir), '--cfg-options',
-                     'train_dataloader.batch_size=2'],
+    proc = run_tool([
+        'bash', 'tools/dist_train.sh', tiny_det_config, '2', '--work-dir',
+        str(work_dir), '--cfg-options', 'train_dataloader.batch_size=2'
+    ],
                     env=dict(PORT='29631', PYTHON=sys.executable))
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log
@@ -77,7 +84,9 @@ def test_launcher_errors_are_one_line(tmp_path):
     import subprocess
     proc = subprocess.run(
         [sys.executable, 'tools/train.py', 'configs/det/smt_t_maskrcnn_1y.py'],
-        cwd=REPO, capture_output=True, text=True)
+        cwd=REPO,
+        capture_output=True,
+        text=True)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith(
         'error: config file not found: configs/det/smt_t_maskrcnn_1y.py')
@@ -90,8 +99,8 @@ def test_smt_b_maskrcnn_3x_real_pipeline_trains(tmp_path):
     ImageNet file needed). One image per step and activation checkpointing
     keep SMT-B's peak memory at that size within a 2-core CI machine."""
     root = tmp_path / 'coco'
-    make_synthetic_coco(str(root), num_train=2, num_val=2, seed=5,
-                        image_size=(96, 128))
+    make_synthetic_coco(
+        str(root), num_train=2, num_val=2, seed=5, image_size=(96, 128))
     config = tmp_path / 'b3x.py'
     config.write_text(f'''
 _base_ = [{osp.join(REPO, 'configs/det/smt_b_maskrcnn_3x.py')!r}]

@@ -8,9 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from helpers import REPO, run_tool
+from PIL import Image
 
 DET = 'configs/det/smt_t_maskrcnn_synth-quickstart.py'
 SEG = 'configs/seg/smt_t_upernet_synth.py'
@@ -22,16 +21,16 @@ def test_tensorboard_backend_only_when_installed(monkeypatch, installed):
     from smt_mm.utils.runner import add_tensorboard_backend
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, 'find_spec',
-        lambda name, *a: (object() if installed else None)
+        importlib.util, 'find_spec', lambda name, *a: (object()
+                                                       if installed else None)
         if name == 'tensorboard' else real(name, *a))
     for config in (DET, SEG):
         cfg = load_config(f'{REPO}/{config}')
         assert cfg.visualizer.vis_backends == [dict(type='LocalVisBackend')]
         assert add_tensorboard_backend(cfg) is installed
         types = [b['type'] for b in cfg.visualizer.vis_backends]
-        expected = ['LocalVisBackend'] + (
-            ['TensorboardVisBackend'] if installed else [])
+        expected = ['LocalVisBackend'
+                    ] + (['TensorboardVisBackend'] if installed else [])
         assert types == expected
         assert not add_tensorboard_backend(cfg)  # never twice
 
@@ -40,11 +39,20 @@ def write_scalars(work_dir):
     """A scalars.json as mmengine's LocalVisBackend writes it."""
     log = work_dir / '20250101_000000' / 'vis_data' / 'scalars.json'
     log.parent.mkdir(parents=True)
-    lines = [dict(lr=1e-3, loss=2.0 - 0.1 * i, loss_cls=1.0 - 0.05 * i,
-                  epoch=1 + i // 5, iter=10 * (i + 1), step=10 * (i + 1))
-             for i in range(10)]
-    lines += [{'coco/bbox_mAP': 0.1 * e, 'coco/segm_mAP': 0.08 * e,
-               'step': e} for e in (1, 2)]
+    lines = [
+        dict(
+            lr=1e-3,
+            loss=2.0 - 0.1 * i,
+            loss_cls=1.0 - 0.05 * i,
+            epoch=1 + i // 5,
+            iter=10 * (i + 1),
+            step=10 * (i + 1)) for i in range(10)
+    ]
+    lines += [{
+        'coco/bbox_mAP': 0.1 * e,
+        'coco/segm_mAP': 0.08 * e,
+        'step': e
+    } for e in (1, 2)]
     log.write_text(''.join(json.dumps(line) + '\n' for line in lines))
     return log
 
@@ -59,9 +67,11 @@ def assert_picture(path, min_size=64):
 def test_plot_logs_writes_png(tmp_path):
     write_scalars(tmp_path / 'work')
     out = tmp_path / 'curves.png'
-    proc = run_tool([sys.executable, 'tools/analysis/plot_logs.py',
-                     str(tmp_path / 'work'), '--keys', 'loss', 'bbox_mAP',
-                     '--out', str(out)])
+    proc = run_tool([
+        sys.executable, 'tools/analysis/plot_logs.py',
+        str(tmp_path / 'work'), '--keys', 'loss', 'bbox_mAP', '--out',
+        str(out)
+    ])
     assert 'loss, coco/bbox_mAP' in proc.stdout
     assert out.stat().st_size > 1000
     assert_picture(out, min_size=200)
@@ -69,10 +79,14 @@ def test_plot_logs_writes_png(tmp_path):
 
 def test_plot_logs_unknown_key(tmp_path):
     log = write_scalars(tmp_path)
-    proc = subprocess.run(
-        [sys.executable, 'tools/analysis/plot_logs.py', str(log), '--keys',
-         'mIoU', '--out', str(tmp_path / 'x.png')],
-        cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run([
+        sys.executable, 'tools/analysis/plot_logs.py',
+        str(log), '--keys', 'mIoU', '--out',
+        str(tmp_path / 'x.png')
+    ],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 1
     assert "'mIoU' was not logged" in proc.stderr and 'loss_cls' in \
         proc.stderr
@@ -81,12 +95,17 @@ def test_plot_logs_unknown_key(tmp_path):
 @pytest.mark.parametrize('config,kind', [(DET, 'coco'), (SEG, 'ade')])
 def test_browse_dataset_draws_samples(tmp_path, config, kind):
     data = tmp_path / kind
-    run_tool([sys.executable, 'tools/misc/make_synthetic_data.py', kind,
-              str(data), '--num-train', '4', '--num-val', '2'])
+    run_tool([
+        sys.executable, 'tools/misc/make_synthetic_data.py', kind,
+        str(data), '--num-train', '4', '--num-val', '2'
+    ])
     out = tmp_path / 'browse'
-    run_tool([sys.executable, 'tools/analysis/browse_dataset.py', config,
-              '--out-dir', str(out), '--num', '3', '--cfg-options',
-              f'train_dataloader.dataset.data_root={data}/'])
+    run_tool([
+        sys.executable, 'tools/analysis/browse_dataset.py', config,
+        '--out-dir',
+        str(out), '--num', '3', '--cfg-options',
+        f'train_dataloader.dataset.data_root={data}/'
+    ])
     pngs = sorted(out.glob('*.png'))
     assert len(pngs) == 3
     for png in pngs:

@@ -16,9 +16,12 @@ def test_mmengine_style_checkpoint_loads_safely(tmp_path):
     hub.update_scalar('train/loss', np.float64(0.5))
     hub.update_info('iter', np.int64(7))
     ckpt = dict(
-        meta=dict(epoch=1, iter=np.int64(7), seed=np.int32(3),
-                  hist=HistoryBuffer([1.0, 2.0], [1, 1]),
-                  arr=np.arange(4, dtype=np.float32)),
+        meta=dict(
+            epoch=1,
+            iter=np.int64(7),
+            seed=np.int32(3),
+            hist=HistoryBuffer([1.0, 2.0], [1, 1]),
+            arr=np.arange(4, dtype=np.float32)),
         message_hub=hub.state_dict(),
         state_dict={'w': torch.ones(2)})
     path = tmp_path / 'ckpt.pth'
@@ -30,8 +33,9 @@ def test_mmengine_style_checkpoint_loads_safely(tmp_path):
 
 
 class RunsCommand:
+
     def __reduce__(self):
-        return (os.system, ('touch pwned_by_pickle',))
+        return (os.system, ('touch pwned_by_pickle', ))
 
 
 def test_code_carrying_pickle_is_refused(tmp_path):

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 import torch.nn as nn
-
 from helpers import REPO
+
 from smt_mm.models import SMT
 from smt_mm.utils.complexity import count_complexity
 
@@ -38,9 +38,10 @@ def test_classifier_flops_both_conventions(arch, size, gflops, paper_gflops,
 def test_get_flops_tool_on_a_detection_config(capsys):
     sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
     import get_flops
-    result = get_flops.main(
-        [osp.join(REPO, 'configs/det/smt_b_maskrcnn_3x.py'),
-         '--shape', '256', '320'])
+    result = get_flops.main([
+        osp.join(REPO, 'configs/det/smt_b_maskrcnn_3x.py'), '--shape', '256',
+        '320'
+    ])
     out = capsys.readouterr().out
     assert 'params: 51.' in out
     assert result['flops'] > result['flops_without_attn_matmul'] > 0

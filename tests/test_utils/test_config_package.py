@@ -9,7 +9,6 @@ import sys
 import sysconfig
 
 import pytest
-
 from helpers import REPO, run_tool
 
 # A config per task that exists on disk; cls only once configs/cls has one.
@@ -53,8 +52,9 @@ def write_user_configs(folder):
 
 
 def check_output(out, paths):
-    results = [line.split() for line in out.splitlines()
-               if line.startswith('RESULT')]
+    results = [
+        line.split() for line in out.splitlines() if line.startswith('RESULT')
+    ]
     assert [r[1] for r in results] == paths
     for _, _, scope, cfg_rate, built_rate in results:
         assert scope in ('mmdet', 'mmseg', 'mmpretrain')
@@ -76,15 +76,16 @@ def test_mim_folder_of_checkout():
 def test_user_config_inherits_package_config(tmp_path):
     test_mim_folder_of_checkout()
     paths = write_user_configs(tmp_path)
-    proc = run_tool([sys.executable, '-c', CHECK, *paths], cwd=str(tmp_path),
+    proc = run_tool([sys.executable, '-c', CHECK, *paths],
+                    cwd=str(tmp_path),
                     env=dict(PYTHONPATH=REPO))
     check_output(proc.stdout, paths)
 
 
 def test_package_scope_is_dropped(tmp_path):
-    import smt_mm  # noqa: F401  (registers the smt_mm:: package)
     from mmengine.config import Config
 
+    import smt_mm  # noqa: F401  (registers the smt_mm:: package)
     from smt_mm.utils.config import load_config
     test_mim_folder_of_checkout()
     path = write_user_configs(tmp_path)[0]
@@ -109,33 +110,44 @@ def venv(tmp_path):
     site-packages first."""
     root = tmp_path / 'venv'
     subprocess.run([sys.executable, '-m', 'venv', '--without-pip',
-                    str(root)], check=True)
+                    str(root)],
+                   check=True)
     python = str(root / 'bin' / 'python')
-    site = subprocess.run(
-        [python, '-c', 'import sysconfig; '
-         "print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True).stdout.strip()
+    site = subprocess.run([
+        python, '-c', 'import sysconfig; '
+        "print(sysconfig.get_paths()['purelib'])"
+    ],
+                          check=True,
+                          capture_output=True,
+                          text=True).stdout.strip()
     with open(osp.join(site, 'base.pth'), 'w') as f:
         f.write(sysconfig.get_paths()['purelib'] + '\n')
     return python
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('editable', [False, True],
-                         ids=['regular', 'editable'])
+@pytest.mark.parametrize(
+    'editable', [False, True], ids=['regular', 'editable'])
 def test_installed_package_configs(venv, tmp_path, editable):
     src = tmp_path / 'src'
     copy_source(src)
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-    subprocess.run([venv, '-m', 'pip', 'install', '--no-deps',
-                    '--no-build-isolation', '-q',
-                    *(['-e'] if editable else []), str(src)],
-                   check=True, env=env, cwd=str(tmp_path))
+    subprocess.run([
+        venv, '-m', 'pip', 'install', '--no-deps', '--no-build-isolation',
+        '-q', *(['-e'] if editable else []),
+        str(src)
+    ],
+                   check=True,
+                   env=env,
+                   cwd=str(tmp_path))
     users = tmp_path / 'elsewhere'
     users.mkdir()
     paths = write_user_configs(users)
-    proc = subprocess.run([venv, '-c', CHECK, *paths], cwd=str(users),
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run([venv, '-c', CHECK, *paths],
+                          cwd=str(users),
+                          env=env,
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
     origin = proc.stdout.splitlines()[0]
     # Editable: the code of the copied checkout; regular: the venv's copy.

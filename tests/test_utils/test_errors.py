@@ -7,8 +7,8 @@ import sys
 
 import pytest
 import torch
-
 from helpers import REPO, write_tiny_det_config
+
 from smt_mm.errors import SMTConfigError
 from smt_mm.models import SMT
 from smt_mm.utils.cli import run_cli
@@ -42,6 +42,7 @@ def test_too_small_input_names_size_and_minimum(size):
 
 
 def test_run_cli_prints_one_line_for_smt_errors(capsys):
+
     def main():
         SMT(TINY_ARCH)(torch.rand(1, 3, 16, 40))
 
@@ -69,8 +70,12 @@ def derived(root, name, body):
 
 def one_line_error(args, tmp_path):
     proc = subprocess.run(
-        [sys.executable] + args + ['--work-dir', str(tmp_path / 'work')],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        [sys.executable] + args +
+        ['--work-dir', str(tmp_path / 'work')],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output[-3000:]
     assert 'Traceback' not in output, output[-3000:]
@@ -95,9 +100,10 @@ CASES = [
     ('frozen_stages', 'model = dict(backbone=dict(frozen_stages=5))',
      ['frozen_stages=5 is out of range', '-1..4']),
     ('other_arch', "model = dict(backbone=dict(init_cfg=dict(_delete_=True, "
-     "type='Pretrained', checkpoint={ckpt!r})))",
-     ['smt_tiny_official.pth does not match SMT', 'unexpected: stages.1.'
-      'blocks.1.norm1.weight']),
+     "type='Pretrained', checkpoint={ckpt!r})))", [
+         'smt_tiny_official.pth does not match SMT', 'unexpected: stages.1.'
+         'blocks.1.norm1.weight'
+     ]),
     ('missing_ckpt', "model = dict(backbone=dict(init_cfg=dict(_delete_=True, "
      "type='Pretrained', checkpoint='no/such/smt.pth')))",
      ['checkpoint file not found: no/such/smt.pth']),
@@ -119,8 +125,8 @@ CASES = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('name,body,expected', CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    'name,body,expected', CASES, ids=[c[0] for c in CASES])
 def test_train_tool_reports_one_line(tiny, tmp_path, name, body, expected):
     root, _ = tiny
     (root / 'data' / 'empty').mkdir(exist_ok=True)
@@ -128,8 +134,9 @@ def test_train_tool_reports_one_line(tiny, tmp_path, name, body, expected):
     if not truncated.exists():
         torch.save({'state_dict': {'w': torch.ones(10000)}}, truncated)
         truncated.write_bytes(truncated.read_bytes()[:5000])
-    config = derived(root, name, body.format(ckpt=official_checkpoint(),
-                                             truncated=str(truncated)))
+    config = derived(
+        root, name,
+        body.format(ckpt=official_checkpoint(), truncated=str(truncated)))
     last = one_line_error(['tools/train.py', config], tmp_path)
     for fragment in expected:
         assert fragment in last, last
@@ -137,9 +144,7 @@ def test_train_tool_reports_one_line(tiny, tmp_path, name, body, expected):
 
 def test_config_typo_and_missing_test_checkpoint(tiny, tmp_path):
     _, config = tiny
-    last = one_line_error(['tools/train.py', config[:-3] + '_x.py'],
-                          tmp_path)
+    last = one_line_error(['tools/train.py', config[:-3] + '_x.py'], tmp_path)
     assert last.startswith('error: config file not found:')
-    last = one_line_error(['tools/test.py', config, 'no/ckpt.pth'],
-                          tmp_path)
+    last = one_line_error(['tools/test.py', config, 'no/ckpt.pth'], tmp_path)
     assert last == 'error: checkpoint not found: no/ckpt.pth'

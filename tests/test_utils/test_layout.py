@@ -29,8 +29,8 @@ def _imports(path, name):
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 parent = base[:len(base) - node.level + 1]
-                module = '.'.join(parent + ([node.module] if node.module
-                                            else []))
+                module = '.'.join(parent +
+                                  ([node.module] if node.module else []))
             else:
                 module = node.module or ''
             found.add(module)
@@ -45,9 +45,11 @@ def import_graph():
             if n.endswith('.py'):
                 path = osp.join(root, n)
                 files[_module_name(path)] = path
-    return {name: {m for m in _imports(path, name) if m in files and
-                   m != name}
-            for name, path in files.items()}
+    return {
+        name: {m
+               for m in _imports(path, name) if m in files and m != name}
+        for name, path in files.items()
+    }
 
 
 def find_cycle(graph):
@@ -87,8 +89,9 @@ def test_no_import_cycles():
 
 def test_models_do_not_import_tool_helpers():
     graph = import_graph()
-    tool_helpers = {m for m in graph if m.startswith('smt_mm.utils.')} - {
-        'smt_mm.utils.package'}
+    tool_helpers = {m
+                    for m in graph if m.startswith('smt_mm.utils.')
+                    } - {'smt_mm.utils.package'}
     for name, deps in graph.items():
         if name.startswith(('smt_mm.models', 'smt_mm.engine')):
             assert not deps & tool_helpers, name
@@ -97,11 +100,16 @@ def test_models_do_not_import_tool_helpers():
 def test_import_only_registers():
     code = ('import sys, smt_mm; print(sorted(m for m in sys.modules '
             "if m.startswith('smt_mm')))")
-    out = subprocess.run([sys.executable, '-c', code], cwd=REPO, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, '-c', code],
+                         cwd=REPO,
+                         check=True,
+                         capture_output=True,
+                         text=True).stdout
     loaded = set(ast.literal_eval(out.strip().splitlines()[-1]))
     assert 'smt_mm.models.backbones.smt' in loaded
-    helpers = {'smt_mm.utils.cli', 'smt_mm.utils.config',
-               'smt_mm.utils.runner', 'smt_mm.utils.distributed',
-               'smt_mm.utils.resume', 'smt_mm.utils.dataset_check'}
+    helpers = {
+        'smt_mm.utils.cli', 'smt_mm.utils.config', 'smt_mm.utils.runner',
+        'smt_mm.utils.distributed', 'smt_mm.utils.resume',
+        'smt_mm.utils.dataset_check'
+    }
     assert not loaded & helpers

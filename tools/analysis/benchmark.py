@@ -69,10 +69,6 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
 ARCH_NAMES = dict(t='tiny', s='small', b='base', l='large')
 PRECISIONS = ('fp32', 'bf16', 'fp16', 'amp')
 
@@ -81,43 +77,73 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Benchmark the SMT backbone against the official code '
         'and its reference path.')
-    parser.add_argument('--archs', nargs='+', default=['t', 'b'],
-                        choices=sorted(ARCH_NAMES) + sorted(
-                            ARCH_NAMES.values()))
-    parser.add_argument('--device', default='auto',
-                        help="'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when "
-                        'available)')
-    parser.add_argument('--precisions', nargs='+', default=None,
-                        choices=PRECISIONS,
-                        help='default: fp32 on CPU; fp32 bf16 fp16 on GPU')
-    parser.add_argument('--official', metavar='PATH', default=None,
-                        help="the official repository's models/smt.py, "
-                        'compared as a third side')
-    parser.add_argument('--no-reference', action='store_true',
-                        help='leave out the reference path')
-    parser.add_argument('--compile', action='store_true',
-                        help='add torch.compile of the fast path as a side')
+    parser.add_argument(
+        '--archs',
+        nargs='+',
+        default=['t', 'b'],
+        choices=sorted(ARCH_NAMES) + sorted(ARCH_NAMES.values()))
+    parser.add_argument(
+        '--device',
+        default='auto',
+        help="'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when "
+        'available)')
+    parser.add_argument(
+        '--precisions',
+        nargs='+',
+        default=None,
+        choices=PRECISIONS,
+        help='default: fp32 on CPU; fp32 bf16 fp16 on GPU')
+    parser.add_argument(
+        '--official',
+        metavar='PATH',
+        default=None,
+        help="the official repository's models/smt.py, "
+        'compared as a third side')
+    parser.add_argument(
+        '--no-reference',
+        action='store_true',
+        help='leave out the reference path')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='add torch.compile of the fast path as a side')
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=224)
-    parser.add_argument('--large-size', type=int, nargs=2,
-                        default=[800, 1216], metavar=('H', 'W'))
-    parser.add_argument('--large-batch', type=int, default=1,
-                        help='images per train step at --large-size')
+    parser.add_argument(
+        '--large-size',
+        type=int,
+        nargs=2,
+        default=[800, 1216],
+        metavar=('H', 'W'))
+    parser.add_argument(
+        '--large-batch',
+        type=int,
+        default=1,
+        help='images per train step at --large-size')
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch.set_num_threads (default: torch default)')
-    parser.add_argument('--no-cudnn-benchmark', action='store_true',
-                        help='on CUDA, leave cudnn.benchmark off')
-    parser.add_argument('--no-memory', action='store_true',
-                        help='skip the peak-memory measurements')
-    parser.add_argument('--no-latency', action='store_true',
-                        help='skip the large-image measurements')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch.set_num_threads (default: torch default)')
+    parser.add_argument(
+        '--no-cudnn-benchmark',
+        action='store_true',
+        help='on CUDA, leave cudnn.benchmark off')
+    parser.add_argument(
+        '--no-memory',
+        action='store_true',
+        help='skip the peak-memory measurements')
+    parser.add_argument(
+        '--no-latency',
+        action='store_true',
+        help='skip the large-image measurements')
     parser.add_argument('--out', default=None, help='write results as JSON')
-    parser.add_argument('--markdown', default=None,
-                        help='also write the table to this file')
-    parser.add_argument('--memory-worker', default=None,
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        '--markdown', default=None, help='also write the table to this file')
+    parser.add_argument(
+        '--memory-worker', default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ('batch', 'size', 'large_batch', 'repeats'):
         if getattr(args, name) < 1:
@@ -141,8 +167,8 @@ def amp_dtype(device: torch.device, precision: str) -> Optional[torch.dtype]:
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]):
-    return torch.autocast(device.type, dtype=dtype or torch.bfloat16,
-                          enabled=dtype is not None)
+    return torch.autocast(
+        device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 class Features(torch.nn.Module):
@@ -199,8 +225,7 @@ def projection(dims: int, device) -> torch.Tensor:
 def make_train_step(model, device, dtype):
     """A closure doing forward, backward and an AdamW step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler(device.type,
-                                  enabled=dtype == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     weights = {}
 
     def step(x):
@@ -218,9 +243,11 @@ def make_train_step(model, device, dtype):
 
 
 def forward_fn(model, device, dtype):
+
     def run(x):
         with torch.no_grad(), autocast(device, dtype):
             model(x)
+
     return run
 
 
@@ -333,8 +360,8 @@ def backbone_macs(arch: str, size: int) -> float:
     from smt_mm.utils.complexity import analyze_flops
     model = SMT(ARCH_NAMES.get(arch, arch)).eval()
     with torch.no_grad():
-        return float(analyze_flops(
-            model, (torch.rand(1, 3, size, size), )).total())
+        return float(
+            analyze_flops(model, (torch.rand(1, 3, size, size), )).total())
 
 
 # ----------------------------------------------------------------------
@@ -396,14 +423,20 @@ def memory_worker(spec: str) -> None:
 def peak_in_subprocess(job: Dict) -> Optional[float]:
     """CPU peaks need a fresh process each (the high-water mark of a
     process that already ran other sides says nothing)."""
-    cmd = [sys.executable, osp.abspath(__file__), '--memory-worker',
-           json.dumps(job)]
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072',
-               MALLOC_TRIM_THRESHOLD_='131072')
+    cmd = [
+        sys.executable,
+        osp.abspath(__file__), '--memory-worker',
+        json.dumps(job)
+    ]
+    env = dict(
+        os.environ,
+        MALLOC_MMAP_THRESHOLD_='131072',
+        MALLOC_TRIM_THRESHOLD_='131072')
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        print(f'memory worker failed for {job}:\n{proc.stderr[-2000:]}',
-              file=sys.stderr)
+        print(
+            f'memory worker failed for {job}:\n{proc.stderr[-2000:]}',
+            file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])['peak_bytes']
 
@@ -422,10 +455,16 @@ def peak_memory(models, arch, precision, device, args) -> Dict[str, Dict]:
             elif side == 'compiled':
                 peak = None  # would need its own compile in the worker
             else:
-                peak = peak_in_subprocess(dict(
-                    arch=arch, side=side, official=args.official, mode=mode,
-                    size=list(size), batch=batch, precision=precision,
-                    threads=args.threads))
+                peak = peak_in_subprocess(
+                    dict(
+                        arch=arch,
+                        side=side,
+                        official=args.official,
+                        mode=mode,
+                        size=list(size),
+                        batch=batch,
+                        precision=precision,
+                        threads=args.threads))
             result[side][f'peak_{mode}_mib'] = \
                 None if peak is None else peak / 2**20
     return result
@@ -437,12 +476,14 @@ def peak_memory(models, arch, precision, device, args) -> Dict[str, Dict]:
 def bench(models: Dict[str, Features], arch, precision, device,
           args) -> Dict[str, Dict]:
     dtype = amp_dtype(device, precision)
-    rows = {side: dict(arch=ARCH_NAMES.get(arch, arch), impl=side,
-                       precision=precision) for side in models}
+    rows = {
+        side:
+        dict(arch=ARCH_NAMES.get(arch, arch), impl=side, precision=precision)
+        for side in models
+    }
     if 'compiled' in models:
         # first calls compile (forward graph, then forward + backward)
-        batch = torch.randn(args.batch, 3, args.size, args.size,
-                            device=device)
+        batch = torch.randn(args.batch, 3, args.size, args.size, device=device)
         models['compiled'].eval()
         fwd = first_call_seconds(
             lambda: forward_fn(models['compiled'], device, dtype)(batch),
@@ -457,8 +498,10 @@ def bench(models: Dict[str, Features], arch, precision, device,
         model.eval()
     fwd = {s: forward_fn(m, device, dtype) for s, m in models.items()}
     seconds = interleaved_medians(
-        {s: (lambda f=f: f(batch)) for s, f in fwd.items()}, device,
-        args.warmup, args.repeats)
+        {
+            s: (lambda f=f: f(batch))
+            for s, f in fwd.items()
+        }, device, args.warmup, args.repeats)
     for side, sec in seconds.items():
         rows[side]['forward_img_s'] = args.batch / sec
 
@@ -466,8 +509,10 @@ def bench(models: Dict[str, Features], arch, precision, device,
         model.train()
     steps = {s: make_train_step(m, device, dtype) for s, m in models.items()}
     seconds = interleaved_medians(
-        {s: (lambda f=f: f(batch)) for s, f in steps.items()}, device,
-        args.warmup, args.repeats)
+        {
+            s: (lambda f=f: f(batch))
+            for s, f in steps.items()
+        }, device, args.warmup, args.repeats)
     for side, sec in seconds.items():
         rows[side]['train_img_s'] = args.batch / sec
     batch = None  # free it before the large-image runs
@@ -477,17 +522,21 @@ def bench(models: Dict[str, Features], arch, precision, device,
         for model in models.values():
             model.eval()
         seconds = interleaved_medians(
-            {s: (lambda f=f: f(large)) for s, f in fwd.items()}, device,
-            min(args.warmup, 1), args.repeats)
+            {
+                s: (lambda f=f: f(large))
+                for s, f in fwd.items()
+            }, device, min(args.warmup, 1), args.repeats)
         for side, sec in seconds.items():
             rows[side]['latency_ms'] = 1e3 * sec
-        large = torch.randn(args.large_batch, 3, *args.large_size,
-                            device=device)
+        large = torch.randn(
+            args.large_batch, 3, *args.large_size, device=device)
         for model in models.values():
             model.train()
         seconds = interleaved_medians(
-            {s: (lambda f=f: f(large)) for s, f in steps.items()}, device,
-            min(args.warmup, 1), args.repeats)
+            {
+                s: (lambda f=f: f(large))
+                for s, f in steps.items()
+            }, device, min(args.warmup, 1), args.repeats)
         for side, sec in seconds.items():
             rows[side]['large_train_ms'] = 1e3 * sec
         large = None
@@ -503,8 +552,8 @@ def bench(models: Dict[str, Features], arch, precision, device,
 
 RATIO_KEYS = (  # (result key, higher is better)
     ('forward_img_s', True), ('train_img_s', True), ('latency_ms', False),
-    ('large_train_ms', False), ('peak_forward_mib', None),
-    ('peak_train_mib', None))
+    ('large_train_ms', False), ('peak_forward_mib', None), ('peak_train_mib',
+                                                            None))
 
 
 def ratios(ours: Dict, base: Dict) -> Dict:
@@ -538,9 +587,9 @@ def markdown_table(report: Dict) -> str:
         f"{env['threads']} CPU threads; load average before the run "
         f"{env['load_average']}; SGEMM (2048², fp32) "
         f"{env['sgemm_gflops']:.1f} GFLOP/s; medians of {st['repeats']} "
-        f"interleaved runs after {st['warmup']} warm-up"
-        + ('; cudnn.benchmark on' if env.get('cudnn_benchmark') else '')
-        + '.', '',
+        f"interleaved runs after {st['warmup']} warm-up" +
+        ('; cudnn.benchmark on' if env.get('cudnn_benchmark') else '') + '.',
+        '',
         f"| arch | precision | impl | fwd img/s (b{st['batch']}, "
         f"{st['size']}²) | train img/s (b{st['batch']}) | fwd ms "
         f"(1×{h}×{w}) | train step ms ({lb}×{h}×{w}) | peak fwd MiB | "
@@ -552,18 +601,17 @@ def markdown_table(report: Dict) -> str:
             r = row['ratios']
             lines.append(
                 f"| {row['arch']} | {row['precision']} | **{row['impl']}** | "
-                + ' | '.join(
-                    f"**{fmt(r[k], 2, '' if better is None else 'x')}**"
-                    for k, better in RATIO_KEYS) + ' |')
+                +
+                ' | '.join(f"**{fmt(r[k], 2, '' if better is None else 'x')}**"
+                           for k, better in RATIO_KEYS) + ' |')
             continue
-        lines.append(
-            f"| {row['arch']} | {row['precision']} | {row['impl']} | "
-            f"{fmt(row.get('forward_img_s'))} | "
-            f"{fmt(row.get('train_img_s'))} | "
-            f"{fmt(row.get('latency_ms'))} | "
-            f"{fmt(row.get('large_train_ms'))} | "
-            f"{fmt(row.get('peak_forward_mib'), 0)} | "
-            f"{fmt(row.get('peak_train_mib'), 0)} |")
+        lines.append(f"| {row['arch']} | {row['precision']} | {row['impl']} | "
+                     f"{fmt(row.get('forward_img_s'))} | "
+                     f"{fmt(row.get('train_img_s'))} | "
+                     f"{fmt(row.get('latency_ms'))} | "
+                     f"{fmt(row.get('large_train_ms'))} | "
+                     f"{fmt(row.get('peak_forward_mib'), 0)} | "
+                     f"{fmt(row.get('peak_train_mib'), 0)} |")
     lines += [
         '',
         'Ratio rows (**a/b**): throughput and time as speed-ups of a over b '
@@ -571,11 +619,10 @@ def markdown_table(report: Dict) -> str:
     ]
     for key, checks in report['equality'].items():
         for side, c in checks.items():
-            lines.append(
-                f"- {key}, {side} vs fast (fp32): max |Δ features| "
-                f"{c['max_abs_feature_diff']:.1e} (features up to "
-                f"{c['feature_scale']:.1f}), max relative Δ gradient "
-                f"{c['max_rel_grad_diff']:.1e}")
+            lines.append(f"- {key}, {side} vs fast (fp32): max |Δ features| "
+                         f"{c['max_abs_feature_diff']:.1e} (features up to "
+                         f"{c['feature_scale']:.1f}), max relative Δ gradient "
+                         f"{c['max_rel_grad_diff']:.1e}")
     for row in report['results']:
         if 'compile_train_s' in row:
             lines.append(
@@ -595,9 +642,14 @@ def device_name(device: torch.device) -> str:
 def ratio_rows(rows: Dict[str, Dict], arch, precision) -> List[Dict]:
     pairs = [('fast', 'official'), ('compiled', 'official'),
              ('fast', 'reference'), ('compiled', 'fast')]
-    return [dict(arch=ARCH_NAMES.get(arch, arch), precision=precision,
-                 impl=f'{a}/{b}', ratios=ratios(rows[a], rows[b]))
-            for a, b in pairs if a in rows and b in rows]
+    return [
+        dict(
+            arch=ARCH_NAMES.get(arch, arch),
+            precision=precision,
+            impl=f'{a}/{b}',
+            ratios=ratios(rows[a], rows[b])) for a, b in pairs
+        if a in rows and b in rows
+    ]
 
 
 def main(argv=None):
@@ -613,16 +665,18 @@ def main(argv=None):
     cuda = device.type == 'cuda'
     if cuda:
         torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
-    precisions = args.precisions or (
-        ['fp32', 'bf16', 'fp16'] if cuda else ['fp32'])
+    precisions = args.precisions or (['fp32', 'bf16', 'fp16']
+                                     if cuda else ['fp32'])
     sides = ['fast'] + ([] if args.no_reference else ['reference']) + \
         (['official'] if args.official else []) + \
         (['compiled'] if args.compile else [])
 
     load = os.getloadavg() if hasattr(os, 'getloadavg') else None
     env = dict(
-        device=str(device), device_name=device_name(device),
-        threads=torch.get_num_threads(), torch=torch.__version__,
+        device=str(device),
+        device_name=device_name(device),
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
         load_average=None if load is None else [round(v, 2) for v in load],
         sgemm_gflops=sgemm_gflops(device, args.repeats),
         cudnn_benchmark=cuda and not args.no_cudnn_benchmark)
@@ -634,8 +688,9 @@ def main(argv=None):
         macs = backbone_macs(arch, args.size)
         models = build_sides(arch, sides, args.official, device)
         plain = {s: m for s, m in models.items() if s != 'compiled'}
-        equality[ARCH_NAMES.get(arch, arch)] = compare_sides(
-            plain, device, min(args.size, 96))
+        equality[ARCH_NAMES.get(arch,
+                                arch)] = compare_sides(plain, device,
+                                                       min(args.size, 96))
         print(json.dumps(equality), flush=True)
         for precision in precisions:
             rows = bench(models, arch, precision, device, args)
@@ -650,13 +705,18 @@ def main(argv=None):
         if cuda:
             torch.cuda.empty_cache()
 
-    report = dict(environment=env,
-                  settings=dict(batch=args.batch, size=args.size,
-                                large_size=args.large_size,
-                                large_batch=args.large_batch,
-                                repeats=args.repeats, warmup=args.warmup,
-                                official=args.official),
-                  equality=equality, results=results)
+    report = dict(
+        environment=env,
+        settings=dict(
+            batch=args.batch,
+            size=args.size,
+            large_size=args.large_size,
+            large_batch=args.large_batch,
+            repeats=args.repeats,
+            warmup=args.warmup,
+            official=args.official),
+        equality=equality,
+        results=results)
     table = markdown_table(report)
     print(table)
     if args.out:

@@ -11,15 +11,11 @@ mmseg label maps, mmpretrain class labels).
 import argparse
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
-
-import smt_mm  # noqa: E402,F401  (registers SMT, smt_mm:: configs)
-from smt_mm.errors import LaunchError  # noqa: E402
-from smt_mm.utils.cli import run_cli  # noqa: E402
-from smt_mm.utils.config import load_config, task_of  # noqa: E402
+import smt_mm  # noqa: F401  (registers SMT, smt_mm:: configs)
+from smt_mm.errors import LaunchError
+from smt_mm.utils.cli import run_cli
+from smt_mm.utils.config import load_config, task_of
 
 
 def parse_args(argv=None):
@@ -27,12 +23,18 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--out-dir', required=True)
-    parser.add_argument('--num', type=int, default=10,
-                        help='how many samples (from the start)')
-    parser.add_argument('--split', default='train',
-                        choices=('train', 'val', 'test'))
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    parser.add_argument(
+        '--num',
+        type=int,
+        default=10,
+        help='how many samples (from the start)')
+    parser.add_argument(
+        '--split', default='train', choices=('train', 'val', 'test'))
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
     return parser.parse_args(argv)
 
 
@@ -40,8 +42,7 @@ def build_visualizer(cfg, dataset):
     from mmengine.registry import VISUALIZERS
     vis_cfg = dict(cfg.visualizer)
     # No log backends (nothing is logged) and a name of its own.
-    vis_cfg.update(vis_backends=None, save_dir=None,
-                   name='browse_dataset')
+    vis_cfg.update(vis_backends=None, save_dir=None, name='browse_dataset')
     visualizer = VISUALIZERS.build(vis_cfg)
     visualizer.dataset_meta = dataset.metainfo
     return visualizer
@@ -65,12 +66,16 @@ def draw(task, visualizer, image, sample, out_file):
     if task == 'mmdet':
         _plain_det_targets(sample)
     if task == 'mmpretrain':
-        visualizer.visualize_cls(image, sample, draw_pred=False,
-                                 out_file=out_file)
+        visualizer.visualize_cls(
+            image, sample, draw_pred=False, out_file=out_file)
     else:
-        visualizer.add_datasample(osp.basename(out_file), image, sample,
-                                  draw_gt=True, draw_pred=False,
-                                  out_file=out_file)
+        visualizer.add_datasample(
+            osp.basename(out_file),
+            image,
+            sample,
+            draw_gt=True,
+            draw_pred=False,
+            out_file=out_file)
 
 
 def main(argv=None):
@@ -86,7 +91,7 @@ def main(argv=None):
         dataset = DATASETS.build(loader.dataset)
     except FileNotFoundError as err:
         raise LaunchError(f'{err} (check the data with '
-                                 'tools/misc/check_dataset.py)')
+                          'tools/misc/check_dataset.py)')
     visualizer = build_visualizer(cfg, dataset)
     os.makedirs(args.out_dir, exist_ok=True)
     count = min(args.num, len(dataset))

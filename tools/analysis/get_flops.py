@@ -8,21 +8,16 @@ are given with and without the attention matmuls (q @ k^T, attn @ v): the
 SMT paper leaves those out.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
-
-import smt_mm  # noqa: E402,F401
-from smt_mm.utils.cli import run_cli  # noqa: E402
-from smt_mm.utils.config import load_config, task_of  # noqa: E402
-from smt_mm.utils.complexity import count_complexity  # noqa: E402
+import smt_mm  # noqa: F401
+from smt_mm.utils.cli import run_cli
+from smt_mm.utils.complexity import count_complexity
+from smt_mm.utils.config import load_config, task_of
 
 
 def build_model(cfg, task):
     from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import DefaultScope, MODELS
+    from mmengine.registry import MODELS, DefaultScope
     backbone = cfg.model.get('backbone', {})
     if isinstance(backbone.get('init_cfg'), dict):
         backbone.init_cfg = None  # sizes need no pretrained file
@@ -34,14 +29,21 @@ def build_model(cfg, task):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
-    parser.add_argument('--shape', type=int, nargs='+', default=None,
-                        help='input H [W]; default 224 (cls), 512x512 '
-                        '(seg), 1280x800 (det)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        default=None,
+        help='input H [W]; default 224 (cls), 512x512 '
+        '(seg), 1280x800 (det)')
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     task = task_of(cfg)
-    default = {'mmpretrain': (224, 224), 'mmseg': (512, 512),
-               'mmdet': (800, 1280)}[task]
+    default = {
+        'mmpretrain': (224, 224),
+        'mmseg': (512, 512),
+        'mmdet': (800, 1280)
+    }[task]
     shape = default if args.shape is None else (
         args.shape * 2 if len(args.shape) == 1 else args.shape)[:2]
     result = count_complexity(build_model(cfg, task), task, tuple(shape))

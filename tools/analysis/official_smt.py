@@ -28,8 +28,15 @@ import torch
 import torch.nn as nn
 
 # official factory name of each preset
-FACTORIES = dict(t='smt_t', tiny='smt_t', s='smt_s', small='smt_s',
-                 b='smt_b', base='smt_b', l='smt_l', large='smt_l')
+FACTORIES = dict(
+    t='smt_t',
+    tiny='smt_t',
+    s='smt_s',
+    small='smt_s',
+    b='smt_b',
+    base='smt_b',
+    l='smt_l',
+    large='smt_l')
 
 
 class _DropPath(nn.Module):
@@ -50,6 +57,7 @@ def _pair(x):
 
 def _stand_ins() -> Dict[str, types.ModuleType]:
     """Modules answering every import of the official file."""
+
     def module(name, **attrs):
         mod = types.ModuleType(name)
         mod.__dict__.update(attrs)
@@ -59,14 +67,20 @@ def _stand_ins() -> Dict[str, types.ModuleType]:
         raise RuntimeError('not available in the benchmark baseline')
 
     mods = [
-        module('timm'), module('timm.models'), module('timm.data'),
-        module('timm.models.layers', DropPath=_DropPath, to_2tuple=_pair,
-               trunc_normal_=nn.init.trunc_normal_),
+        module('timm'),
+        module('timm.models'),
+        module('timm.data'),
+        module(
+            'timm.models.layers',
+            DropPath=_DropPath,
+            to_2tuple=_pair,
+            trunc_normal_=nn.init.trunc_normal_),
         module('timm.models.registry', register_model=lambda fn: fn),
         module('timm.models.vision_transformer', _cfg=lambda **kw: kw),
-        module('timm.data.constants',
-               IMAGENET_DEFAULT_MEAN=(0.485, 0.456, 0.406),
-               IMAGENET_DEFAULT_STD=(0.229, 0.224, 0.225)),
+        module(
+            'timm.data.constants',
+            IMAGENET_DEFAULT_MEAN=(0.485, 0.456, 0.406),
+            IMAGENET_DEFAULT_STD=(0.229, 0.224, 0.225)),
         module('timm.data.transforms', _pil_interp=unused),
         module('ptflops', get_model_complexity_info=unused),
         module('thop', profile=unused),
@@ -75,8 +89,7 @@ def _stand_ins() -> Dict[str, types.ModuleType]:
     try:  # the transforms are only used by helpers outside the model
         import torchvision  # noqa: F401
     except ImportError:
-        mods += [module('torchvision'),
-                 module('torchvision.transforms')]
+        mods += [module('torchvision'), module('torchvision.transforms')]
     return {m.__name__: m for m in mods}
 
 

@@ -15,13 +15,9 @@ import argparse
 import glob
 import json
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
-
-from smt_mm.errors import LaunchError  # noqa: E402
-from smt_mm.utils.cli import run_cli  # noqa: E402
+from smt_mm.errors import LaunchError
+from smt_mm.utils.cli import run_cli
 
 DEFAULT_KEYS = ('loss', 'bbox_mAP', 'segm_mAP', 'mIoU', 'accuracy/top1')
 
@@ -29,9 +25,12 @@ DEFAULT_KEYS = ('loss', 'bbox_mAP', 'segm_mAP', 'mIoU', 'accuracy/top1')
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('log', help='a work dir or a scalars.json file')
-    parser.add_argument('--keys', nargs='+', help='scalars to plot '
-                        f'(default: those of {", ".join(DEFAULT_KEYS)} '
-                        'that were logged)')
+    parser.add_argument(
+        '--keys',
+        nargs='+',
+        help='scalars to plot '
+        f'(default: those of {", ".join(DEFAULT_KEYS)} '
+        'that were logged)')
     parser.add_argument('--out', default='curves.png', help='PNG to write')
     parser.add_argument('--title', help='figure title (default: the log)')
     return parser.parse_args(argv)
@@ -43,8 +42,8 @@ def find_log(path: str) -> str:
         return path
     if not osp.isdir(path):
         raise LaunchError(f'log not found: {path}')
-    logs = glob.glob(osp.join(path, '**', 'vis_data', 'scalars.json'),
-                     recursive=True)
+    logs = glob.glob(
+        osp.join(path, '**', 'vis_data', 'scalars.json'), recursive=True)
     if not logs:
         raise LaunchError(f'no vis_data/scalars.json under {path} (was it '
                           'trained with LocalVisBackend?)')
@@ -93,8 +92,8 @@ def plot(series: dict, names: list, out: str, title: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(names), 1, figsize=(7, 2.6 * len(names)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(names), 1, figsize=(7, 2.6 * len(names)), squeeze=False)
     for ax, name in zip(axes[:, 0], names):
         steps, values = series[name]
         ax.plot(steps, values, marker='o' if len(steps) < 30 else None)

@@ -32,8 +32,8 @@ def sam_reference(sam, x: torch.Tensor, hw_shape: HW) -> torch.Tensor:
     v = sam.v(x)
     s = sam.s(x).reshape(B, H, W, heads, C // heads)
     s = s.permute(3, 0, 4, 1, 2).contiguous()  # heads, B, C/h, H, W
-    mixed = torch.stack([conv(s[i]) for i, conv in
-                         enumerate(sam.local_convs)], dim=2)
+    mixed = torch.stack([conv(s[i]) for i, conv in enumerate(sam.local_convs)],
+                        dim=2)
     # channel c * heads + i of the mixed map is channel c of head i
     mixed = mixed.reshape(B, C, H, W)
     modulator = sam.proj1(sam.act(sam.bn(sam.proj0(mixed))))
@@ -70,10 +70,11 @@ def _scaled(x, gamma):
 def block_reference(block, x: torch.Tensor, hw_shape: HW) -> torch.Tensor:
     from smt_mm.models.backbones.smt import SAM
     mixer = sam_reference if isinstance(block.attn, SAM) else msa_reference
-    x = x + block.drop_path(_scaled(
-        mixer(block.attn, block.norm1(x), hw_shape), block.gamma1))
-    return x + block.drop_path(_scaled(
-        ffn_reference(block.ffn, block.norm2(x), hw_shape), block.gamma2))
+    x = x + block.drop_path(
+        _scaled(mixer(block.attn, block.norm1(x), hw_shape), block.gamma1))
+    return x + block.drop_path(
+        _scaled(
+            ffn_reference(block.ffn, block.norm2(x), hw_shape), block.gamma2))
 
 
 def reference_forward(model, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:

@@ -15,15 +15,11 @@ import argparse
 import json
 import os.path as osp
 import random
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
-
-import smt_mm  # noqa: E402,F401  (registers SMT, smt_mm:: configs)
-from smt_mm.errors import LaunchError  # noqa: E402
-from smt_mm.utils.cli import run_cli  # noqa: E402
-from smt_mm.utils.config import innermost_dataset, load_config, task_of  # noqa: E402
+import smt_mm  # noqa: F401  (registers SMT, smt_mm:: configs)
+from smt_mm.errors import LaunchError
+from smt_mm.utils.cli import run_cli
+from smt_mm.utils.config import innermost_dataset, load_config, task_of
 
 SPLITS = ('train', 'val', 'test')
 # Keys of a data-list entry that name files which must exist.
@@ -36,11 +32,18 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--split', default='all', choices=(*SPLITS, 'all'))
-    parser.add_argument('--sample', type=int, default=0, metavar='N',
-                        help='check the files of N random entries only '
-                        '(default: all)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    parser.add_argument(
+        '--sample',
+        type=int,
+        default=0,
+        metavar='N',
+        help='check the files of N random entries only '
+        '(default: all)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
     return parser.parse_args(argv)
 
 
@@ -79,8 +82,10 @@ def _coco_class_problems(ann_path, classes):
         return []
     names = {c.get('name') for c in categories}
     missing = [c for c in classes if c not in names]
-    return [f'{ann_path} has no categories named {", ".join(missing[:10])} '
-            '(classes of the config)'] if missing else []
+    return [
+        f'{ann_path} has no categories named {", ".join(missing[:10])} '
+        '(classes of the config)'
+    ] if missing else []
 
 
 def _missing_files(data_list, sample):
@@ -133,16 +138,17 @@ def check_split(cfg, split, sample):
         dataset = DATASETS.build(dict(dataset_cfg, lazy_init=False))
     except Exception as err:  # whatever a malformed annotation raises
         what = ann_file or root
-        return [f'{name}: could not read {what}: '
-                f'{type(err).__name__}: {err}'.splitlines()[0]]
+        return [
+            f'{name}: could not read {what}: '
+            f'{type(err).__name__}: {err}'.splitlines()[0]
+        ]
     data_list = [dataset.get_data_info(i) for i in range(len(dataset))]
     classes = list(dataset.metainfo.get('classes') or [])
     annotations = _num_annotations(data_list)
-    print(f'{name}: {len(data_list)} images'
-          + (f', {annotations} annotations' if annotations is not None
-             else '')
-          + f', {len(classes)} classes, root {root or "(none)"}'
-          + (f', annotations {ann_file}' if ann_file else ''))
+    print(f'{name}: {len(data_list)} images' +
+          (f', {annotations} annotations' if annotations is not None else '') +
+          f', {len(classes)} classes, root {root or "(none)"}' +
+          (f', annotations {ann_file}' if ann_file else ''))
     problems = []
     if not data_list:
         problems.append(f'{name}: no images found under {root or ann_file}')
@@ -151,15 +157,16 @@ def check_split(cfg, split, sample):
         problems.append(f'{name}: {len(classes)} dataset classes but the '
                         f'model has num_classes {sorted(heads)}')
     if ann_file:
-        problems += [f'{name}: {p}'
-                     for p in _coco_class_problems(ann_file, classes)]
+        problems += [
+            f'{name}: {p}' for p in _coco_class_problems(ann_file, classes)
+        ]
     checked, missing = _missing_files(data_list, sample)
     print(f'{name}: {checked - len(missing)}/{checked} referenced files '
           'found')
     if missing:
         problems.append(f'{name}: {len(missing)} of {checked} referenced '
-                        'files missing, e.g. '
-                        + ', '.join(missing[:SHOW_MISSING]))
+                        'files missing, e.g. ' +
+                        ', '.join(missing[:SHOW_MISSING]))
     return problems
 
 
@@ -173,8 +180,7 @@ def main(argv=None):
     for split in splits:
         problems += check_split(cfg, split, args.sample)
     if problems:
-        raise LaunchError('dataset check failed:\n  '
-                                 + '\n  '.join(problems))
+        raise LaunchError('dataset check failed:\n  ' + '\n  '.join(problems))
     print('dataset check passed')
 
 

@@ -5,14 +5,9 @@
     python tools/misc/make_synthetic_data.py ade [OUT_DIR]    # semantic seg
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
-
-from smt_mm.utils.synthetic_ade import make_synthetic_ade  # noqa: E402
-from smt_mm.utils.synthetic_coco import make_synthetic_coco  # noqa: E402
+from smt_mm.utils.synthetic_ade import make_synthetic_ade
+from smt_mm.utils.synthetic_coco import make_synthetic_coco
 
 # kind: (writer, default folder, default train / val sizes)
 KINDS = {
@@ -23,15 +18,17 @@ KINDS = {
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('kind', choices=sorted(KINDS),
-                        help='coco: COCO-format instance segmentation; '
-                        'ade: ADE20K-format semantic segmentation')
+    parser.add_argument(
+        'kind',
+        choices=sorted(KINDS),
+        help='coco: COCO-format instance segmentation; '
+        'ade: ADE20K-format semantic segmentation')
     parser.add_argument('out_dir', nargs='?')
     parser.add_argument('--num-train', type=int)
     parser.add_argument('--num-val', type=int)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--size', type=int, nargs=2, default=(128, 128),
-                        metavar=('H', 'W'))
+    parser.add_argument(
+        '--size', type=int, nargs=2, default=(128, 128), metavar=('H', 'W'))
     args = parser.parse_args(argv)
     writer, out_dir, num_train, num_val = KINDS[args.kind]
     out_dir = args.out_dir or out_dir

@@ -16,7 +16,8 @@ from mmcv.cnn import ConvModule
 from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.model import BaseModule, ModuleList
-from mmengine.model.weight_init import constant_init, normal_init, trunc_normal_init
+from mmengine.model.weight_init import (constant_init, normal_init,
+                                        trunc_normal_init)
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -62,7 +63,8 @@ def _tokens_as_image(x: torch.Tensor, hw_shape: Tuple[int, int]):
     return x.unflatten(1, hw_shape).permute(0, 3, 1, 2)
 
 
-def _depthwise(conv: nn.Conv2d, x: torch.Tensor,
+def _depthwise(conv: nn.Conv2d,
+               x: torch.Tensor,
                weight: torch.Tensor = None) -> torch.Tensor:
     """``conv`` (a depthwise conv) of a channels-last ``x``.
 
@@ -95,13 +97,17 @@ class SAM(BaseModule):
     Args:
         embed_dims (int): Number of channels.
         num_heads (int): Number of modulation heads. Defaults to 4.
-        expand_ratio (int): Channel expansion of the aggregation. Defaults to 2.
+        expand_ratio (int): Channel expansion of the aggregation.
+            Defaults to 2.
         qkv_bias (bool): Bias in the value and scale projections.
             Defaults to True.
     """
 
-    def __init__(self, embed_dims: int, num_heads: int = 4,
-                 expand_ratio: int = 2, qkv_bias: bool = True,
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int = 4,
+                 expand_ratio: int = 2,
+                 qkv_bias: bool = True,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if embed_dims % num_heads:
@@ -112,14 +118,17 @@ class SAM(BaseModule):
         self.v = nn.Linear(embed_dims, embed_dims, bias=qkv_bias)
         self.s = nn.Linear(embed_dims, embed_dims, bias=qkv_bias)
         self.local_convs = ModuleList([
-            nn.Conv2d(head_dims, head_dims, kernel_size=3 + 2 * i,
-                      padding=1 + i, groups=head_dims)
-            for i in range(num_heads)
+            nn.Conv2d(
+                head_dims,
+                head_dims,
+                kernel_size=3 + 2 * i,
+                padding=1 + i,
+                groups=head_dims) for i in range(num_heads)
         ])
         # Groups of ``num_heads`` consecutive channels of the interleaved
         # map hold the same channel of every head.
-        self.proj0 = nn.Conv2d(embed_dims, embed_dims * expand_ratio, 1,
-                               groups=head_dims)
+        self.proj0 = nn.Conv2d(
+            embed_dims, embed_dims * expand_ratio, 1, groups=head_dims)
         self.bn = nn.BatchNorm2d(embed_dims * expand_ratio)
         self.act = nn.GELU()
         self.proj1 = nn.Conv2d(embed_dims * expand_ratio, embed_dims, 1)
@@ -154,8 +163,8 @@ class SAM(BaseModule):
         bias = (self.proj0.bias - bn.running_mean) * scale + bn.bias
         return F.conv2d(mixed, weight, bias, groups=self.proj0.groups)
 
-    def forward(self, x: torch.Tensor,
-                hw_shape: Tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int,
+                                                       int]) -> torch.Tensor:
         """Head convs on channels-last views; aggregation in NCHW.
 
         Measured on CPU: depthwise convs are fastest on channels-last
@@ -176,8 +185,8 @@ class SAM(BaseModule):
                 conv, _tokens_as_image(s[i].view(B, N, -1), hw_shape))
         modulator = self.act(self._aggregate(mixed.flatten(1, 2)))
         # proj1 as (C, 2C) @ (B, 2C, N): NCHW out, read as tokens below
-        modulator = torch.matmul(self.proj1.weight.flatten(1),
-                                 modulator.flatten(2))
+        modulator = torch.matmul(
+            self.proj1.weight.flatten(1), modulator.flatten(2))
         modulator = modulator + self.proj1.bias[:, None]
         # v first: the product takes v's (token) layout, which proj needs
         return self.proj(self.v(x) * modulator.transpose(1, 2))
@@ -198,8 +207,11 @@ class MSA(BaseModule):
             explicitly. Defaults to :func:`use_fused_attn`.
     """
 
-    def __init__(self, embed_dims: int, num_heads: int,
-                 qkv_bias: bool = True, init_cfg=None):
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 qkv_bias: bool = True,
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
@@ -209,12 +221,12 @@ class MSA(BaseModule):
         self.scale = (embed_dims // num_heads)**-0.5
         self.q = nn.Linear(embed_dims, embed_dims, bias=qkv_bias)
         self.kv = nn.Linear(embed_dims, embed_dims * 2, bias=qkv_bias)
-        self.local_conv = nn.Conv2d(embed_dims, embed_dims, 3, padding=1,
-                                    groups=embed_dims)
+        self.local_conv = nn.Conv2d(
+            embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
         self.proj = nn.Linear(embed_dims, embed_dims)
 
-    def forward(self, x: torch.Tensor,
-                hw_shape: Tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int,
+                                                       int]) -> torch.Tensor:
         """One q/k/v GEMM, the attention, and the value conv on a
         channels-last view."""
         B, N, C = x.shape
@@ -249,12 +261,18 @@ class DWConvFFN(BaseModule):
         feedforward_channels (int): Hidden channels.
     """
 
-    def __init__(self, embed_dims: int, feedforward_channels: int,
+    def __init__(self,
+                 embed_dims: int,
+                 feedforward_channels: int,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.fc1 = nn.Linear(embed_dims, feedforward_channels)
-        self.dwconv = nn.Conv2d(feedforward_channels, feedforward_channels,
-                                3, padding=1, groups=feedforward_channels)
+        self.dwconv = nn.Conv2d(
+            feedforward_channels,
+            feedforward_channels,
+            3,
+            padding=1,
+            groups=feedforward_channels)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(feedforward_channels, embed_dims)
 
@@ -267,9 +285,9 @@ class DWConvFFN(BaseModule):
         centre = weight.shape[-1] // 2
         identity = torch.zeros_like(weight)
         identity[..., centre, centre] = 1
-        h = _image_as_tokens(_depthwise(
-            self.dwconv, _tokens_as_image(h, hw_shape),
-            weight.view(weight.shape) + identity))
+        h = _image_as_tokens(
+            _depthwise(self.dwconv, _tokens_as_image(h, hw_shape),
+                       weight.view(weight.shape) + identity))
         return self.fc2(self.act(h))
 
 
@@ -291,9 +309,17 @@ class SMTBlock(BaseModule):
             memory.
     """
 
-    def __init__(self, embed_dims, mlp_ratio, use_sam, ca_num_heads,
-                 sa_num_heads, expand_ratio=2, qkv_bias=True,
-                 drop_path_rate=0., layer_scale_init_value=0., with_cp=False,
+    def __init__(self,
+                 embed_dims,
+                 mlp_ratio,
+                 use_sam,
+                 ca_num_heads,
+                 sa_num_heads,
+                 expand_ratio=2,
+                 qkv_bias=True,
+                 drop_path_rate=0.,
+                 layer_scale_init_value=0.,
+                 with_cp=False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
@@ -338,9 +364,14 @@ class StemEmbed(BaseModule):
     def __init__(self, in_channels, embed_dims, kernel_size, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.stem = ConvModule(
-            in_channels, embed_dims, kernel_size, stride=2,
-            padding=kernel_size // 2, bias=False,
-            norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'))
+            in_channels,
+            embed_dims,
+            kernel_size,
+            stride=2,
+            padding=kernel_size // 2,
+            bias=False,
+            norm_cfg=dict(type='BN'),
+            act_cfg=dict(type='ReLU'))
         self.projection = nn.Conv2d(embed_dims, embed_dims, 2, stride=2)
         self.norm = nn.LayerNorm(embed_dims)
 
@@ -418,14 +449,22 @@ class SMT(BaseModule):
         (1, 512, 7, 7)
     """
     arch_zoo = {
-        **dict.fromkeys(['t', 'tiny'], _preset(
-            [64, 128, 256, 512], [2, 2, 8, 1], [4, 4, 4, 2], 3, False)),
-        **dict.fromkeys(['s', 'small'], _preset(
-            [64, 128, 256, 512], [3, 4, 18, 2], [4, 4, 4, 2], 3, False)),
-        **dict.fromkeys(['b', 'base'], _preset(
-            [64, 128, 256, 512], [4, 6, 28, 2], [8, 6, 4, 2], 7, False)),
-        **dict.fromkeys(['l', 'large'], _preset(
-            [96, 192, 384, 768], [4, 6, 28, 4], [8, 6, 4, 2], 7, True)),
+        **dict.fromkeys(['t', 'tiny'],
+                        _preset([64, 128, 256, 512], [2, 2, 8, 1], [
+                                    4, 4, 4, 2
+                                ], 3, False)),
+        **dict.fromkeys(['s', 'small'],
+                        _preset([64, 128, 256, 512], [3, 4, 18, 2], [
+                                    4, 4, 4, 2
+                                ], 3, False)),
+        **dict.fromkeys(['b', 'base'],
+                        _preset([64, 128, 256, 512], [4, 6, 28, 2], [
+                                    8, 6, 4, 2
+                                ], 7, False)),
+        **dict.fromkeys(['l', 'large'],
+                        _preset([96, 192, 384, 768], [4, 6, 28, 4], [
+                                    8, 6, 4, 2
+                                ], 7, True)),
     }
     per_stage_keys = ('embed_dims', 'depths', 'mlp_ratios', 'ca_num_heads',
                       'sa_num_heads', 'ca_attentions')
@@ -456,8 +495,8 @@ class SMT(BaseModule):
 
         total_depth = sum(s['depths'])
         # on the CPU explicitly, so the model can be built on the meta device
-        dpr = torch.linspace(0, drop_path_rate, total_depth,
-                             device='cpu').tolist()
+        dpr = torch.linspace(
+            0, drop_path_rate, total_depth, device='cpu').tolist()
         layer_scale = s['layerscale_value'] if s['use_layerscale'] else 0.
         self.stages = ModuleList()
         prev_dims = in_channels
@@ -467,24 +506,29 @@ class SMT(BaseModule):
                 patch_embed = StemEmbed(prev_dims, dims, s['head_conv'])
             else:
                 patch_embed = PatchEmbed(
-                    in_channels=prev_dims, embed_dims=dims, kernel_size=3,
-                    stride=2, padding=1, norm_cfg=dict(type='LN'))
+                    in_channels=prev_dims,
+                    embed_dims=dims,
+                    kernel_size=3,
+                    stride=2,
+                    padding=1,
+                    norm_cfg=dict(type='LN'))
             blocks = []
             for j in range(depth):
                 use_sam = bool(s['ca_attentions'][i])
                 if i == self.hybrid_stage and j % 2 == 1:
                     use_sam = False
-                blocks.append(SMTBlock(
-                    embed_dims=dims,
-                    mlp_ratio=s['mlp_ratios'][i],
-                    use_sam=use_sam,
-                    ca_num_heads=s['ca_num_heads'][i],
-                    sa_num_heads=s['sa_num_heads'][i],
-                    expand_ratio=s['expand_ratio'],
-                    qkv_bias=s['qkv_bias'],
-                    drop_path_rate=dpr[sum(s['depths'][:i]) + j],
-                    layer_scale_init_value=layer_scale,
-                    with_cp=with_cp))
+                blocks.append(
+                    SMTBlock(
+                        embed_dims=dims,
+                        mlp_ratio=s['mlp_ratios'][i],
+                        use_sam=use_sam,
+                        ca_num_heads=s['ca_num_heads'][i],
+                        sa_num_heads=s['sa_num_heads'][i],
+                        expand_ratio=s['expand_ratio'],
+                        qkv_bias=s['qkv_bias'],
+                        drop_path_rate=dpr[sum(s['depths'][:i]) + j],
+                        layer_scale_init_value=layer_scale,
+                        with_cp=with_cp))
             self.stages.append(SMTStage(patch_embed, blocks, dims))
             prev_dims = dims
         self._freeze_stages()
@@ -559,7 +603,9 @@ class SMT(BaseModule):
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
             load_pretrained_backbone(
-                self, cfg['checkpoint'], prefix=cfg.get('prefix'),
+                self,
+                cfg['checkpoint'],
+                prefix=cfg.get('prefix'),
                 map_location=cfg.get('map_location', 'cpu'))
             self._is_init = True
             return
@@ -572,8 +618,9 @@ class SMT(BaseModule):
             elif isinstance(m, nn.LayerNorm):
                 constant_init(m, val=1., bias=0.)
             elif isinstance(m, nn.Conv2d):
-                fan_out = (m.kernel_size[0] * m.kernel_size[1] *
-                           m.out_channels // m.groups)
+                fan_out = (
+                    m.kernel_size[0] * m.kernel_size[1] * m.out_channels //
+                    m.groups)
                 normal_init(m, mean=0., std=math.sqrt(2. / fan_out), bias=0.)
         self._is_init = True
 

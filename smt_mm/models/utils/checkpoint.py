@@ -30,7 +30,8 @@ UNSAFE_LOAD_ENV = 'SMT_MM_UNSAFE_LOAD'
 
 
 def unsafe_load_enabled() -> bool:
-    """Whether the user opted out of safe loading (``SMT_MM_UNSAFE_LOAD=1``)."""
+    """Whether the user opted out of safe loading
+    (``SMT_MM_UNSAFE_LOAD=1``)."""
     return os.environ.get(UNSAFE_LOAD_ENV, '') == '1'
 
 
@@ -71,14 +72,16 @@ def safe_load(filename: str, map_location='cpu'):
         raise CheckpointLoadError(f'checkpoint file not found: {filename}')
     unsafe = unsafe_load_enabled()
     if unsafe:
-        print_log(f'{UNSAFE_LOAD_ENV}=1: loading {filename} with full '
-                  'unpickling; the file can run code on this machine',
-                  logger='current', level=logging.WARNING)
+        print_log(
+            f'{UNSAFE_LOAD_ENV}=1: loading {filename} with full '
+            'unpickling; the file can run code on this machine',
+            logger='current',
+            level=logging.WARNING)
     try:
         # Explicit, so that torch's TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot
         # turn safe loading off behind the user's back.
-        return torch.load(path, map_location=map_location,
-                          weights_only=not unsafe)
+        return torch.load(
+            path, map_location=map_location, weights_only=not unsafe)
     except pickle.UnpicklingError as err:
         reason = _refusal_reason(err)
         if (not unsafe and str(err).startswith('Weights only load failed')
@@ -112,8 +115,10 @@ def _corrupt(filename: str, err: Exception) -> CheckpointLoadError:
 
 def _strip_prefix(state_dict: Dict, prefix: str) -> Dict:
     prefix = prefix if prefix.endswith('.') else prefix + '.'
-    return {k[len(prefix):]: v for k, v in state_dict.items()
-            if k.startswith(prefix)}
+    return {
+        k[len(prefix):]: v
+        for k, v in state_dict.items() if k.startswith(prefix)
+    }
 
 
 def extract_backbone_state_dict(checkpoint: Dict,
@@ -147,9 +152,10 @@ def extract_backbone_state_dict(checkpoint: Dict,
     if is_official_state_dict(state_dict):
         state_dict, head = convert_official_state_dict(state_dict)
         if head:
-            print_log(f'{source}: dropped the classification head '
-                      f'({", ".join("head." + k for k in head)})',
-                      logger='current')
+            print_log(
+                f'{source}: dropped the classification head '
+                f'({", ".join("head." + k for k in head)})',
+                logger='current')
     return state_dict
 
 
@@ -158,13 +164,17 @@ def describe_mismatch(model_state: Dict, state_dict: Dict) -> str:
 
     BatchNorm's ``num_batches_tracked`` may be absent from a file.
     """
-    missing = [k for k in model_state if k not in state_dict
-               and not k.endswith('num_batches_tracked')]
+    missing = [
+        k for k in model_state
+        if k not in state_dict and not k.endswith('num_batches_tracked')
+    ]
     unexpected = [k for k in state_dict if k not in model_state]
-    shapes = [f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
-              f'{tuple(model_state[k].shape)}' for k in model_state
-              if k in state_dict and hasattr(state_dict[k], 'shape')
-              and state_dict[k].shape != model_state[k].shape]
+    shapes = [
+        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
+        f'{tuple(model_state[k].shape)}' for k in model_state
+        if k in state_dict and hasattr(state_dict[k], 'shape')
+        and state_dict[k].shape != model_state[k].shape
+    ]
     parts = []
     for title, keys in (('shape mismatch', shapes), ('missing', missing),
                         ('unexpected', unexpected)):
@@ -176,7 +186,8 @@ def describe_mismatch(model_state: Dict, state_dict: Dict) -> str:
     return '; '.join(parts)
 
 
-def load_state_dict_strictly(module: nn.Module, state_dict: Dict,
+def load_state_dict_strictly(module: nn.Module,
+                             state_dict: Dict,
                              source: str = 'checkpoint') -> None:
     """Load ``state_dict`` into ``module``; raise naming any mismatch."""
     problems = describe_mismatch(module.state_dict(), state_dict)
@@ -186,7 +197,8 @@ def load_state_dict_strictly(module: nn.Module, state_dict: Dict,
     module.load_state_dict(state_dict, strict=False)
 
 
-def load_pretrained_backbone(module: nn.Module, filename: str,
+def load_pretrained_backbone(module: nn.Module,
+                             filename: str,
                              prefix: Optional[str] = None,
                              map_location: str = 'cpu') -> None:
     """Load an official SMT release file or a toolkit checkpoint into
@@ -195,5 +207,6 @@ def load_pretrained_backbone(module: nn.Module, filename: str,
         filename, map_location=map_location)
     state_dict = extract_backbone_state_dict(checkpoint, prefix, filename)
     load_state_dict_strictly(module, state_dict, filename)
-    print_log(f'SMT: loaded {len(state_dict)} tensors from {filename}',
-              logger='current')
+    print_log(
+        f'SMT: loaded {len(state_dict)} tensors from {filename}',
+        logger='current')

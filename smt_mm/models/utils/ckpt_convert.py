@@ -12,10 +12,13 @@ from typing import Dict, Optional, Tuple
 
 # Whole-key rules: (pattern, replacement); ``{s}`` is the 0-based stage.
 _STAGE_RULES = (
-    (r'patch_embed1\.conv\.0\.(.+)', 'stages.{s}.patch_embed.stem.conv.{rest}'),
+    (r'patch_embed1\.conv\.0\.(.+)',
+     'stages.{s}.patch_embed.stem.conv.{rest}'),
     (r'patch_embed1\.conv\.1\.(.+)', 'stages.{s}.patch_embed.stem.bn.{rest}'),
-    (r'patch_embed1\.conv\.3\.(.+)', 'stages.{s}.patch_embed.projection.{rest}'),
-    (r'patch_embed\d+\.proj\.(.+)', 'stages.{s}.patch_embed.projection.{rest}'),
+    (r'patch_embed1\.conv\.3\.(.+)',
+     'stages.{s}.patch_embed.projection.{rest}'),
+    (r'patch_embed\d+\.proj\.(.+)',
+     'stages.{s}.patch_embed.projection.{rest}'),
     (r'patch_embed\d+\.norm\.(.+)', 'stages.{s}.patch_embed.norm.{rest}'),
     (r'norm\d+\.(.+)', 'stages.{s}.norm.{rest}'),
 )

@@ -47,8 +47,10 @@ def summarize_arch(backbone: Dict) -> str:
         norm = backbone.get(f'stages.{stage}.norm.weight')
         dims.append(None if norm is None else int(norm.shape[0]))
         prefix = f'stages.{stage}.blocks.'
-        blocks = {k[len(prefix):].split('.')[0] for k in backbone
-                  if k.startswith(prefix)}
+        blocks = {
+            k[len(prefix):].split('.')[0]
+            for k in backbone if k.startswith(prefix)
+        }
         depths.append(len(blocks))
     return f'embed_dims {dims}, depths {depths}'
 
@@ -77,7 +79,8 @@ def match_arch(backbone: Dict,
         f'(against tiny: {closest})')
 
 
-def select_head_rows(head: Dict, rows: Sequence[int],
+def select_head_rows(head: Dict,
+                     rows: Sequence[int],
                      source: str = 'file') -> Dict:
     """Keep the classifier rows ``rows`` (e.g. the ImageNet-1K classes of a
     22K head, in 1K order)."""
@@ -120,7 +123,6 @@ def convert_official_checkpoint(
         head = select_head_rows(head, head_rows, source)
     state_dict = OrderedDict(
         (f'backbone.{key}', value) for key, value in backbone.items())
-    state_dict.update(
-        (f'head.fc.{key}', value) for key, value in head.items())
+    state_dict.update((f'head.fc.{key}', value) for key, value in head.items())
     num_classes = head['weight'].shape[0] if 'weight' in head else 0
     return state_dict, dict(arch=arch, num_classes=num_classes)

@@ -1,8 +1,8 @@
 import pytest
 import torch
+from helpers import MINI_ARCH
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from helpers import MINI_ARCH
 from smt_mm.models import SMT
 
 # Parameter counts of the official models (SMT_SPEC.md), without the head.
@@ -27,8 +27,9 @@ def test_preset_param_counts_equal_official(arch):
 def test_output_shapes_strides_and_channels():
     model = SMT('tiny').eval()
     outs = model(torch.rand(1, 3, 224, 160))
-    assert [tuple(o.shape) for o in outs] == [
-        (1, 64, 56, 40), (1, 128, 28, 20), (1, 256, 14, 10), (1, 512, 7, 5)]
+    assert [tuple(o.shape)
+            for o in outs] == [(1, 64, 56, 40), (1, 128, 28, 20),
+                               (1, 256, 14, 10), (1, 512, 7, 5)]
 
 
 def test_outputs_are_nchw_contiguous_for_mmcv_ops():

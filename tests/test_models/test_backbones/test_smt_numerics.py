@@ -3,9 +3,9 @@
 gradients), with either attention kernel, and compiles."""
 import pytest
 import torch
+from helpers import MINI_ARCH
 from reference_smt import ReferenceSMT
 
-from helpers import MINI_ARCH
 from smt_mm.models import SMT
 
 
@@ -16,10 +16,10 @@ def _randomise_batchnorms(model):
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.copy_(torch.rand(m.num_features, generator=gen))
-            m.running_var.copy_(
-                0.5 + torch.rand(m.num_features, generator=gen))
-            m.weight.data.copy_(
-                0.5 + torch.rand(m.num_features, generator=gen))
+            m.running_var.copy_(0.5 +
+                                torch.rand(m.num_features, generator=gen))
+            m.weight.data.copy_(0.5 +
+                                torch.rand(m.num_features, generator=gen))
             m.bias.data.copy_(torch.rand(m.num_features, generator=gen))
 
 
@@ -33,8 +33,8 @@ def _run(model, x, train):
     grads = None
     if train:
         weights = torch.Generator().manual_seed(5)
-        loss = sum((o * torch.randn(o.shape, generator=weights)).sum()
-                   for o in outs)
+        loss = sum(
+            (o * torch.randn(o.shape, generator=weights)).sum() for o in outs)
         loss.backward()
         grads = [x.grad] + [p.grad for p in model.parameters()]
     model.load_state_dict(state)
@@ -83,8 +83,8 @@ def test_explicit_attention_switch_matches_fused():
 
 def test_fused_attn_default_follows_the_environment(monkeypatch):
     monkeypatch.setenv('SMT_FUSED_ATTN', '0')
-    assert not any(getattr(m, 'fused_attn', False)
-                   for m in SMT(MINI_ARCH).modules())
+    assert not any(
+        getattr(m, 'fused_attn', False) for m in SMT(MINI_ARCH).modules())
 
 
 def test_fast_path_with_cp_and_layer_scale():
@@ -106,8 +106,11 @@ def test_fast_path_with_cp_and_layer_scale():
 def test_torch_compile_matches_eager():
     # inductor on CPU builds C++ kernels with gcc: ~100 s on 2 cores
     torch.manual_seed(0)
-    model = SMT(dict(embed_dims=[8, 16, 32, 64], depths=[1, 2, 2, 1],
-                     sa_num_heads=[-1, -1, 2, 4])).eval()
+    model = SMT(
+        dict(
+            embed_dims=[8, 16, 32, 64],
+            depths=[1, 2, 2, 1],
+            sa_num_heads=[-1, -1, 2, 4])).eval()
     _randomise_batchnorms(model)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
@@ -124,6 +127,8 @@ def test_gradients_keep_parameter_strides():
     # size-1 dim), which DDP copies every step with a warning.
     model = SMT(MINI_ARCH).train()
     sum(o.sum() for o in model(torch.randn(2, 3, 64, 64))).backward()
-    mismatched = [name for name, p in model.named_parameters()
-                  if p.grad.stride() != p.stride()]
+    mismatched = [
+        name for name, p in model.named_parameters()
+        if p.grad.stride() != p.stride()
+    ]
     assert not mismatched

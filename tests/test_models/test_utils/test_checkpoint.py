@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from smt_mm.models import SMT
-from smt_mm.models.utils import (CheckpointMismatchError,
-                                 convert_official_key)
+from smt_mm.models.utils import CheckpointMismatchError, convert_official_key
 
 
 def official_arch(fixtures_dir):
@@ -17,8 +16,10 @@ def official_arch(fixtures_dir):
 
 
 def pretrained(arch, checkpoint, **kwargs):
-    model = SMT(arch, init_cfg=dict(type='Pretrained', checkpoint=checkpoint),
-                **kwargs)
+    model = SMT(
+        arch,
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint),
+        **kwargs)
     model.init_weights()
     return model.eval()
 
@@ -60,8 +61,11 @@ def to_official_key(key):
         if rest.startswith('patch_embed.') else f'patch_embed{s}.{rest}'
 
 
-LS_ARCH = dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 2, 1],
-               use_layerscale=True, head_conv=7)
+LS_ARCH = dict(
+    embed_dims=[16, 32, 64, 128],
+    depths=[1, 1, 2, 1],
+    use_layerscale=True,
+    head_conv=7)
 
 
 def write_official(tmp_path, model, rename=None, extra=None):
@@ -88,7 +92,8 @@ def randomised(model):
 def test_official_layer_scale_file_and_both_msa_spellings(tmp_path, msa_name):
     source = randomised(SMT(LS_ARCH))
     path = write_official(
-        tmp_path, source,
+        tmp_path,
+        source,
         rename=lambda k: k.replace('attn.local_conv.', f'attn.{msa_name}.'))
     model = pretrained(LS_ARCH, path)
     x = torch.rand(1, 3, 64, 64)
@@ -108,11 +113,12 @@ def test_converter_key_names():
 
 def test_unexpected_key_is_an_error_naming_it(tmp_path):
     source = SMT(LS_ARCH)
-    path = write_official(tmp_path, source,
-                          extra={'block1.0.attn.extra.weight': torch.ones(1)})
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'1 unexpected: stages\.0\.blocks\.0\.attn\.'
-                       r'extra\.weight'):
+    path = write_official(
+        tmp_path, source, extra={'block1.0.attn.extra.weight': torch.ones(1)})
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'1 unexpected: stages\.0\.blocks\.0\.attn\.'
+            r'extra\.weight'):
         pretrained(LS_ARCH, path)
 
 
@@ -122,8 +128,9 @@ def test_missing_key_is_an_error_naming_it(tmp_path):
     sd = torch.load(path)
     del sd['model']['block2.0.attn.proj0.weight']
     torch.save(sd, path)
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'1 missing: stages\.1\.blocks\.0\.attn\.proj0'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'1 missing: stages\.1\.blocks\.0\.attn\.proj0'):
         pretrained(LS_ARCH, path)
 
 

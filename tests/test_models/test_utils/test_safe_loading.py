@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import REPO, write_tiny_det_config
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 
-from helpers import REPO, write_tiny_det_config
-from smt_mm.models import SMT
 from smt_mm.errors import CheckpointLoadError, UnsafeCheckpointError
+from smt_mm.models import SMT
 from smt_mm.models.utils import safe_load
 
 TINY_ARCH = dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 1, 1])
@@ -36,8 +36,13 @@ def evil(tmp_path):
     """(path of a malicious .pth, marker file its unpickling would create)"""
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {'w': torch.ones(1)},
-                'meta': RunsCommand(marker)}, path)
+    torch.save(
+        {
+            'state_dict': {
+                'w': torch.ones(1)
+            },
+            'meta': RunsCommand(marker)
+        }, path)
     return str(path), marker
 
 
@@ -85,8 +90,8 @@ def test_mmengine_loaders_refuse_code(evil):
     model = torch.nn.Linear(1, 1)
     with pytest.raises(UnsafeCheckpointError):
         load_checkpoint(model, path)
-    backbone = SMT(TINY_ARCH, init_cfg=dict(type='Pretrained',
-                                            checkpoint=path))
+    backbone = SMT(
+        TINY_ARCH, init_cfg=dict(type='Pretrained', checkpoint=path))
     with pytest.raises(UnsafeCheckpointError):
         backbone.init_weights()
     assert not marker.exists()
@@ -98,10 +103,12 @@ def test_release_and_toolkit_checkpoints_still_load(fixtures_dir, tmp_path):
     hub = MessageHub.get_instance('test_safety')
     hub.update_scalar('train/loss', np.float32(0.25))
     path = tmp_path / 'epoch_1.pth'
-    torch.save(dict(meta=dict(epoch=1, seed=np.int64(0),
-                              buf=HistoryBuffer([1.0], [1])),
-                    message_hub=hub.state_dict(),
-                    state_dict={'backbone.w': torch.ones(2)}), path)
+    torch.save(
+        dict(
+            meta=dict(
+                epoch=1, seed=np.int64(0), buf=HistoryBuffer([1.0], [1])),
+            message_hub=hub.state_dict(),
+            state_dict={'backbone.w': torch.ones(2)}), path)
     loaded = CheckpointLoader.load_checkpoint(str(path))
     assert loaded['meta']['seed'] == 0
     assert loaded['message_hub']['log_scalars']['train/loss'].current() \
@@ -114,8 +121,11 @@ def test_missing_and_corrupt_files_name_the_file(tmp_path):
         safe_load(missing)
     good = tmp_path / 'good.pth'
     torch.save({'w': torch.ones(1000)}, good)
-    cases = {'truncated.pth': good.read_bytes()[:2000], 'empty.pth': b'',
-             'text.pth': b'not a checkpoint at all'}
+    cases = {
+        'truncated.pth': good.read_bytes()[:2000],
+        'empty.pth': b'',
+        'text.pth': b'not a checkpoint at all'
+    }
     for name, data in cases.items():
         path = tmp_path / name
         path.write_bytes(data)
@@ -126,8 +136,12 @@ def test_missing_and_corrupt_files_name_the_file(tmp_path):
 
 
 def run_cli(args):
-    proc = subprocess.run([sys.executable] + args, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable] + args,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300)
     return proc.returncode, proc.stdout + proc.stderr, proc.stderr
 
 
@@ -140,10 +154,13 @@ def test_tools_refuse_code_with_one_line(evil, tmp_path):
     work = str(tmp_path / 'work')
     runs = [
         ['tools/train.py', config, '--work-dir', work, '--resume', path],
-        ['tools/train.py', config, '--work-dir', work, '--cfg-options',
-         f'load_from={path}'],
+        [
+            'tools/train.py', config, '--work-dir', work, '--cfg-options',
+            f'load_from={path}'
+        ],
         ['tools/test.py', config, path, '--work-dir', work],
-        ['tools/convert_official.py', path, str(tmp_path / 'out.pth')],
+        ['tools/convert_official.py', path,
+         str(tmp_path / 'out.pth')],
     ]
     for args in runs:
         rc, output, stderr = run_cli(args)
