@@ -12,7 +12,7 @@ import os.path as osp
 import smt_mm  # noqa: F401  (registers SMT, applies torch compat)
 from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli
-from smt_mm.utils.config import (add_result_dump, enable_tta,
+from smt_mm.utils.config import (add_result_dump, drop_training, enable_tta,
                                  enable_visualization, load_config,
                                  set_work_dir, task_of)
 from smt_mm.utils.dataset_check import check_datasets
@@ -36,6 +36,13 @@ def parse_args(argv=None):
     parser.add_argument(
         '--show-dir', help='save images with predictions drawn here')
     parser.add_argument(
+        '--interval',
+        type=int,
+        default=1,
+        help='with --show/--show-dir, draw every N-th test batch '
+        '(default: every one; mmseg and mmpretrain configs set 50 or more, '
+        'which draws nothing on small test sets)')
+    parser.add_argument(
         '--wait-time',
         type=float,
         default=2,
@@ -51,16 +58,20 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.interval < 1:
+        raise LaunchError(f'--interval must be at least 1, got '
+                          f'{args.interval}')
     if not osp.isfile(args.checkpoint):
         raise LaunchError(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args.config, args.cfg_options)
     task = task_of(cfg)
     set_work_dir(cfg, args.config, args.work_dir)
     cfg.load_from = args.checkpoint
+    drop_training(cfg)
     check_datasets(cfg, 'test_dataloader')
     if args.show or args.show_dir:
         enable_visualization(cfg, task, args.show_dir, args.show,
-                             args.wait_time)
+                             args.wait_time, args.interval)
     if args.tta:
         enable_tta(cfg)
     dump = add_result_dump(cfg, task, args.out) if args.out else None

@@ -99,6 +99,15 @@ def innermost_dataset(dataset_cfg: ConfigDict) -> ConfigDict:
     return dataset_cfg
 
 
+def drop_training(cfg: Config) -> None:
+    """Remove what only training needs: a test run must not build (or need)
+    the training data. mmseg's visualization hook reads ``runner.iter``,
+    which builds the train loop and with it the train dataloader."""
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
+                'param_scheduler'):
+        cfg[key] = None
+
+
 def enable_tta(cfg: Config) -> None:
     """Wrap the model in the config's ``tta_model`` and use its
     ``tta_pipeline`` for the test set."""
@@ -117,17 +126,23 @@ def enable_visualization(cfg: Config,
                          task: str,
                          show_dir: Optional[str],
                          show: bool = False,
-                         wait_time: float = 2) -> None:
-    """Draw test predictions, saving them under ``show_dir``."""
+                         wait_time: float = 2,
+                         interval: int = 1) -> None:
+    """Draw every ``interval``-th batch of test predictions, saving them
+    under ``show_dir``."""
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
         raise LaunchError('--show/--show-dir need a visualization hook in '
                           'default_hooks')
     if task == 'mmpretrain':
         hook.update(
-            enable=True, show=show, wait_time=wait_time, out_dir=show_dir)
+            enable=True,
+            show=show,
+            wait_time=wait_time,
+            out_dir=show_dir,
+            interval=interval)
         return
-    hook.update(draw=True, show=show, wait_time=wait_time)
+    hook.update(draw=True, show=show, wait_time=wait_time, interval=interval)
     if show_dir is None:
         return
     if task == 'mmdet':

@@ -102,7 +102,7 @@ def test_browse_dataset_draws_samples(tmp_path, config, kind):
     out = tmp_path / 'browse'
     run_tool([
         sys.executable, 'tools/analysis/browse_dataset.py', config,
-        '--out-dir',
+        '--output-dir',
         str(out), '--num', '3', '--cfg-options',
         f'train_dataloader.dataset.data_root={data}/'
     ])
@@ -110,3 +110,76 @@ def test_browse_dataset_draws_samples(tmp_path, config, kind):
     assert len(pngs) == 3
     for png in pngs:
         assert_picture(png)
+
+
+def test_plot_logs_axes_per_curve(tmp_path):
+    import plot_logs
+    series = plot_logs.read_scalars(str(write_scalars(tmp_path)))
+    axis, steps, _ = series['loss']
+    assert axis == 'iteration' and steps[:2] == [10, 20]
+    axis, steps, _ = series['coco/bbox_mAP']
+    assert axis == 'epoch' and steps == [1, 2]
+
+
+def test_plot_logs_compares_runs_with_a_legend(tmp_path, monkeypatch):
+    import plot_logs
+    for name in ('run_a', 'run_b'):
+        write_scalars(tmp_path / name)
+    drawn = {}
+
+    def fake_plot(runs, names, out, title):
+        drawn.update(runs=sorted(runs), names=names)
+
+    monkeypatch.setattr(plot_logs, 'plot', fake_plot)
+    plot_logs.main([
+        str(tmp_path / 'run_a'),
+        str(tmp_path / 'run_b'), '--keys', 'loss', 'bbox_mAP'
+    ])
+    assert drawn == dict(
+        runs=['run_a', 'run_b'], names=['loss', 'coco/bbox_mAP'])
+    out = tmp_path / 'two.png'
+    run_tool([
+        sys.executable, 'tools/analysis/plot_logs.py',
+        str(tmp_path / 'run_a'),
+        str(tmp_path / 'run_b'), '--legend', 'lr 1e-4', 'lr 2e-4', '--out',
+        str(out)
+    ])
+    assert_picture(out, min_size=200)
+    proc = run_tool([
+        sys.executable, 'tools/analysis/plot_logs.py',
+        str(tmp_path / 'run_a'), '--legend', 'a', 'b'
+    ],
+                    check=False)
+    assert proc.returncode == 2 and 'one name per run' in proc.stderr
+
+
+def test_seg_test_show_dir_draws_small_sets_without_train_data(tmp_path):
+    """``--show-dir`` draws every test image (``--interval`` 1) and a test
+    run does not need the training data (mmseg's hook used to build the
+    train loader)."""
+    data = tmp_path / 'ade'
+    run_tool([
+        sys.executable, 'tools/misc/make_synthetic_data.py', 'ade',
+        str(data), '--num-train', '2', '--num-val', '3'
+    ])
+    roots = [
+        f'{split}.dataset.data_root={data}'
+        for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
+    work = tmp_path / 'work'
+    run_tool([
+        sys.executable, 'tools/train.py', SEG, '--work-dir',
+        str(work), '--cfg-options', *roots, 'train_cfg.max_iters=1',
+        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False'
+    ])
+    show = tmp_path / 'show'
+    run_tool([
+        sys.executable, 'tools/test.py', SEG,
+        str(work / 'iter_1.pth'), '--work-dir',
+        str(tmp_path / 'test'), '--show-dir',
+        str(show), '--cfg-options',
+        f'test_dataloader.dataset.data_root={data}',
+        f'train_dataloader.dataset.data_root={tmp_path}/missing'
+    ])
+    assert len(list(show.rglob('*.png'))) == 3

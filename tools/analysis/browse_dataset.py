@@ -2,7 +2,8 @@
 """Draw training samples as the model sees them (after the train pipeline),
 with their annotations, to PNG files.
 
-    python tools/analysis/browse_dataset.py CONFIG --out-dir DIR [--num N]
+    python tools/analysis/browse_dataset.py CONFIG --output-dir DIR
+        [--show-number N]
         [--split train|val|test] [--cfg-options k=v ...]
 
 Uses the task's own visualizer from the config (mmdet boxes and masks,
@@ -22,9 +23,17 @@ def parse_args(argv=None):
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
-    parser.add_argument('--out-dir', required=True)
+    # OpenMMLab's names, ours of earlier releases as aliases
     parser.add_argument(
+        '--output-dir',
+        '--out-dir',
+        dest='out_dir',
+        required=True,
+        help='folder for the PNG files')
+    parser.add_argument(
+        '--show-number',
         '--num',
+        dest='num',
         type=int,
         default=10,
         help='how many samples (from the start)')
