@@ -184,10 +184,13 @@ class SAM(BaseModule):
             mixed[:, :, i] = _depthwise(
                 conv, _tokens_as_image(s[i].view(B, N, -1), hw_shape))
         modulator = self.act(self._aggregate(mixed.flatten(1, 2)))
-        # proj1 as (C, 2C) @ (B, 2C, N): NCHW out, read as tokens below
-        modulator = torch.matmul(
-            self.proj1.weight.flatten(1), modulator.flatten(2))
-        modulator = modulator + self.proj1.bias[:, None]
+        # proj1 as a batched (C, 2C) @ (2C, N) GEMM: NCHW out, read as
+        # tokens below. bmm (not matmul, which folds the batch through a
+        # transpose) hands GELU and BatchNorm an NCHW gradient like their
+        # saved inputs; mixed layouts there cost 2-4x in their backward.
+        weight = self.proj1.weight.flatten(1).expand(B, -1, -1)
+        modulator = torch.baddbmm(self.proj1.bias[:, None], weight,
+                                  modulator.flatten(2))
         # v first: the product takes v's (token) layout, which proj needs
         return self.proj(self.v(x) * modulator.transpose(1, 2))
 
