@@ -441,28 +441,42 @@ def peak_in_subprocess(job: Dict) -> Optional[float]:
     return json.loads(proc.stdout.strip().splitlines()[-1])['peak_bytes']
 
 
-def peak_memory(models, arch, precision, device, args) -> Dict[str, Dict]:
-    size = tuple(args.large_size)
+# (mode, images): the train step takes --large-batch images
+MEMORY_MODES = (('forward', 1), ('train', None))
+
+
+def gpu_peak_memory(models, precision, device, args) -> Dict[str, Dict]:
+    """Peaks of every side, measured in this process (CUDA's allocator
+    statistics are exact)."""
     dtype = amp_dtype(device, precision)
     result = {side: {} for side in models}
     for side, model in models.items():
-        for mode, batch in (('forward', 1), ('train', args.large_batch)):
-            if device.type == 'cuda':
-                x = torch.randn(batch, 3, *size, device=device)
-                peak = measure_peak(model, mode, x, device, dtype)
-                del x
-                torch.cuda.empty_cache()
-            elif side == 'compiled':
-                peak = None  # would need its own compile in the worker
-            else:
+        for mode, batch in MEMORY_MODES:
+            x = torch.randn(
+                batch or args.large_batch, 3, *args.large_size, device=device)
+            peak = measure_peak(model, mode, x, device, dtype)
+            result[side][f'peak_{mode}_mib'] = peak / 2**20
+            del x
+            torch.cuda.empty_cache()
+    return result
+
+
+def cpu_peak_memory(arch, sides, precision, args) -> Dict[str, Dict]:
+    """Peaks of every side, each in a fresh subprocess. Run before this
+    process holds models and activations: both together may not fit."""
+    result = {side: {} for side in sides}
+    for side in sides:
+        for mode, batch in MEMORY_MODES:
+            peak = None  # a compiled side would need its own compile
+            if side != 'compiled':
                 peak = peak_in_subprocess(
                     dict(
                         arch=arch,
                         side=side,
                         official=args.official,
                         mode=mode,
-                        size=list(size),
-                        batch=batch,
+                        size=list(args.large_size),
+                        batch=batch or args.large_batch,
                         precision=precision,
                         threads=args.threads))
             result[side][f'peak_{mode}_mib'] = \
@@ -493,60 +507,41 @@ def bench(models: Dict[str, Features], arch, precision, device,
         train = first_call_seconds(lambda: step(batch), device)
         rows['compiled'].update(compile_forward_s=fwd, compile_train_s=train)
 
-    batch = torch.randn(args.batch, 3, args.size, args.size, device=device)
-    for model in models.values():
-        model.eval()
     fwd = {s: forward_fn(m, device, dtype) for s, m in models.items()}
-    seconds = interleaved_medians(
-        {
-            s: (lambda f=f: f(batch))
-            for s, f in fwd.items()
-        }, device, args.warmup, args.repeats)
-    for side, sec in seconds.items():
-        rows[side]['forward_img_s'] = args.batch / sec
-
-    for model in models.values():
-        model.train()
     steps = {s: make_train_step(m, device, dtype) for s, m in models.items()}
-    seconds = interleaved_medians(
-        {
-            s: (lambda f=f: f(batch))
-            for s, f in steps.items()
-        }, device, args.warmup, args.repeats)
-    for side, sec in seconds.items():
+
+    def timed(fns, mode, x, warmup):
+        """Median seconds per side of ``fns`` on ``x``, interleaved."""
+        for model in models.values():
+            model.train(mode == 'train')
+        return interleaved_medians(
+            {
+                s: (lambda f=f: f(x))
+                for s, f in fns.items()
+            }, device, warmup, args.repeats).items()
+
+    batch = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    for side, sec in timed(fwd, 'eval', batch, args.warmup):
+        rows[side]['forward_img_s'] = args.batch / sec
+    for side, sec in timed(steps, 'train', batch, args.warmup):
         rows[side]['train_img_s'] = args.batch / sec
     batch = None  # free it before the large-image runs
-
     if not args.no_latency:
         large = torch.randn(1, 3, *args.large_size, device=device)
-        for model in models.values():
-            model.eval()
-        seconds = interleaved_medians(
-            {
-                s: (lambda f=f: f(large))
-                for s, f in fwd.items()
-            }, device, min(args.warmup, 1), args.repeats)
-        for side, sec in seconds.items():
+        for side, sec in timed(fwd, 'eval', large, min(args.warmup, 1)):
             rows[side]['latency_ms'] = 1e3 * sec
         large = torch.randn(
             args.large_batch, 3, *args.large_size, device=device)
-        for model in models.values():
-            model.train()
-        seconds = interleaved_medians(
-            {
-                s: (lambda f=f: f(large))
-                for s, f in steps.items()
-            }, device, min(args.warmup, 1), args.repeats)
-        for side, sec in seconds.items():
+        for side, sec in timed(steps, 'train', large, min(args.warmup, 1)):
             rows[side]['large_train_ms'] = 1e3 * sec
         large = None
     del steps
     if device.type == 'cuda':
         torch.cuda.empty_cache()
-    if not args.no_memory:
-        for side, peaks in peak_memory(models, arch, precision, device,
-                                       args).items():
-            rows[side].update(peaks)
+        if not args.no_memory:
+            for side, peaks in gpu_peak_memory(models, precision, device,
+                                               args).items():
+                rows[side].update(peaks)
     return rows
 
 
@@ -686,6 +681,12 @@ def main(argv=None):
     equality = {}
     for arch in args.archs:
         macs = backbone_macs(arch, args.size)
+        cpu_peaks = {}
+        if not cuda and not args.no_memory:
+            cpu_peaks = {
+                p: cpu_peak_memory(arch, sides, p, args)
+                for p in precisions
+            }
         models = build_sides(arch, sides, args.official, device)
         plain = {s: m for s, m in models.items() if s != 'compiled'}
         equality[ARCH_NAMES.get(arch,
@@ -694,6 +695,8 @@ def main(argv=None):
         print(json.dumps(equality), flush=True)
         for precision in precisions:
             rows = bench(models, arch, precision, device, args)
+            for side, peaks in cpu_peaks.get(precision, {}).items():
+                rows[side].update(peaks)
             for row in rows.values():
                 row['macs'] = macs
                 row['forward_gflops'] = \
