@@ -1,8 +1,11 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """Shared test helpers: repository paths, the tiny test architecture, running
 a tool, a tiny detection config on synthetic data."""
+import glob
+import math
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -77,3 +80,16 @@ default_hooks = dict(logger=dict(interval=1),
 {extra}
 ''')
     return config
+
+
+def train_log(work_dir) -> str:
+    """The text log of the newest run under ``work_dir``."""
+    logs = glob.glob(osp.join(str(work_dir), '*', '*.log'))
+    assert logs, f'no log under {work_dir}'
+    return open(sorted(logs)[-1]).read()
+
+
+def assert_finite_losses(log: str) -> None:
+    """The log reports at least one loss, and every one is finite."""
+    losses = [float(v) for v in re.findall(r'\bloss: ([-+.\deEnaif]+)', log)]
+    assert losses and all(math.isfinite(v) for v in losses), log[-2000:]

@@ -1,11 +1,10 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """``--amp`` without a GPU: bfloat16 autocast through BF16AmpOptimWrapper."""
-import glob
-import re
 import sys
 
 import torch
-from helpers import run_tool, write_tiny_det_config
+from helpers import (assert_finite_losses, run_tool, train_log,
+                     write_tiny_det_config)
 from mmengine.config import Config
 
 from smt_mm.engine import BF16AmpOptimWrapper
@@ -77,9 +76,6 @@ def test_maskrcnn_trains_with_amp_on_cpu(tmp_path):
         str(work)
     ],
              env=dict(CUDA_VISIBLE_DEVICES=''))
-    log = open(glob.glob(str(work / '*' / '*.log'))[0]).read()
+    log = train_log(work)
     assert "type='BF16AmpOptimWrapper'" in log
-    losses = [
-        float(v) for v in re.findall(r'\bloss: ([-\d.eE]+|nan|inf)', log)
-    ]
-    assert losses and all(torch.isfinite(torch.tensor(losses)))
+    assert_finite_losses(log)
