@@ -14,7 +14,7 @@ import sys
 
 import pytest
 import torch
-from helpers import (assert_finite_losses, run_tool, train_log,
+from helpers import (assert_finite_losses, run_tool, train_log, train_tiny_det,
                      write_tiny_det_config)
 from reference_smt import ReferenceSMT
 
@@ -166,14 +166,7 @@ def _assert_trained_on_gpu(log):
 
 def test_maskrcnn_amp_iteration_on_gpu(tmp_path):
     _mmcv_ops()
-    config = write_tiny_det_config(
-        tmp_path, num_train=2, batch_size=2, max_epochs=1)
-    work = tmp_path / 'work'
-    run_tool([
-        sys.executable, 'tools/train.py', config, '--amp', '--work-dir',
-        str(work)
-    ])
-    log = train_log(str(work))
+    log = train_tiny_det(tmp_path, '--amp')
     assert 'AmpOptimWrapper' in log
     _assert_trained_on_gpu(log)
 

@@ -93,3 +93,15 @@ def assert_finite_losses(log: str) -> None:
     """The log reports at least one loss, and every one is finite."""
     losses = [float(v) for v in re.findall(r'\bloss: ([-+.\deEnaif]+)', log)]
     assert losses and all(math.isfinite(v) for v in losses), log[-2000:]
+
+
+def train_tiny_det(root, *args, env=None) -> str:
+    """One iteration of the tiny Mask R-CNN config under ``root`` through
+    ``tools/train.py`` with ``args``; returns the run's text log."""
+    config = write_tiny_det_config(
+        root, num_train=2, batch_size=2, max_epochs=1)
+    work = osp.join(str(root), 'work')
+    run_tool(
+        [sys.executable, 'tools/train.py', config, '--work-dir', work, *args],
+        env=env)
+    return train_log(work)

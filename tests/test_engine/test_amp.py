@@ -1,10 +1,8 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """``--amp`` without a GPU: bfloat16 autocast through BF16AmpOptimWrapper."""
-import sys
 
 import torch
-from helpers import (assert_finite_losses, run_tool, train_log,
-                     write_tiny_det_config)
+from helpers import assert_finite_losses, train_tiny_det
 from mmengine.config import Config
 
 from smt_mm.engine import BF16AmpOptimWrapper
@@ -68,14 +66,6 @@ def test_enable_amp_picks_the_wrapper_for_the_device(monkeypatch):
 
 
 def test_maskrcnn_trains_with_amp_on_cpu(tmp_path):
-    config = write_tiny_det_config(
-        tmp_path, num_train=2, batch_size=2, max_epochs=1)
-    work = tmp_path / 'work'
-    run_tool([
-        sys.executable, 'tools/train.py', config, '--amp', '--work-dir',
-        str(work)
-    ],
-             env=dict(CUDA_VISIBLE_DEVICES=''))
-    log = train_log(work)
+    log = train_tiny_det(tmp_path, '--amp', env=dict(CUDA_VISIBLE_DEVICES=''))
     assert "type='BF16AmpOptimWrapper'" in log
     assert_finite_losses(log)
