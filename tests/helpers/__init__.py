@@ -105,3 +105,11 @@ def train_tiny_det(root, *args, env=None) -> str:
         [sys.executable, 'tools/train.py', config, '--work-dir', work, *args],
         env=env)
     return train_log(work)
+
+
+def data_root_options(root) -> list:
+    """``--cfg-options`` pointing every dataloader's dataset at ``root``."""
+    return [
+        f'{split}.dataset.data_root={root}'
+        for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]

@@ -6,7 +6,7 @@ import json
 import sys
 
 import pytest
-from helpers import run_tool
+from helpers import data_root_options, run_tool
 
 from smt_mm.utils.synthetic_ade import make_synthetic_ade
 
@@ -19,10 +19,7 @@ MIOU_BAR = 70.0
 def test_synthetic_segmentation_learns_and_evaluates(tmp_path):
     data = tmp_path / 'ade'
     make_synthetic_ade(str(data))
-    roots = [
-        f'{split}.dataset.data_root={data}'
-        for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ]
+    roots = data_root_options(data)
     work = tmp_path / 'work'
     run_tool([
         sys.executable, 'tools/train.py', CONFIG, '--work-dir',

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import REPO, run_tool
+from helpers import REPO, data_root_options, run_tool
 from PIL import Image
 
 DET = 'configs/det/smt_t_maskrcnn_synth-quickstart.py'
@@ -162,10 +162,7 @@ def test_seg_test_show_dir_draws_small_sets_without_train_data(tmp_path):
         sys.executable, 'tools/misc/make_synthetic_data.py', 'ade',
         str(data), '--num-train', '2', '--num-val', '3'
     ])
-    roots = [
-        f'{split}.dataset.data_root={data}'
-        for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ]
+    roots = data_root_options(data)
     work = tmp_path / 'work'
     run_tool([
         sys.executable, 'tools/train.py', SEG, '--work-dir',

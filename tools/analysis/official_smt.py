@@ -26,6 +26,7 @@ from typing import Dict
 
 import torch
 import torch.nn as nn
+from mmcv.cnn.bricks import DropPath
 
 # official factory name of each preset
 FACTORIES = dict(
@@ -37,18 +38,6 @@ FACTORIES = dict(
     base='smt_b',
     l='smt_l',
     large='smt_l')
-
-
-class _DropPath(nn.Module):
-    """Stochastic depth with timm's signature (``drop_prob``)."""
-
-    def __init__(self, drop_prob: float = 0.):
-        super().__init__()
-        from mmcv.cnn.bricks import DropPath
-        self.impl = DropPath(drop_prob)
-
-    def forward(self, x):
-        return self.impl(x)
 
 
 def _pair(x):
@@ -69,10 +58,10 @@ def _stand_ins() -> Dict[str, types.ModuleType]:
     mods = [
         module('timm'),
         module('timm.models'),
-        module('timm.data'),
+        module('timm.data', create_transform=unused),
         module(
             'timm.models.layers',
-            DropPath=_DropPath,
+            DropPath=DropPath,  # mmcv's, with timm's (drop_prob) signature
             to_2tuple=_pair,
             trunc_normal_=nn.init.trunc_normal_),
         module('timm.models.registry', register_model=lambda fn: fn),
@@ -85,7 +74,6 @@ def _stand_ins() -> Dict[str, types.ModuleType]:
         module('ptflops', get_model_complexity_info=unused),
         module('thop', profile=unused),
     ]
-    mods[2].create_transform = unused
     try:  # the transforms are only used by helpers outside the model
         import torchvision  # noqa: F401
     except ImportError:

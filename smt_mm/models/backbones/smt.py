@@ -27,6 +27,8 @@ from ..utils import load_pretrained_backbone
 # Layer norm epsilons of the official model: patch embeddings use PyTorch's
 # default, blocks and stage outputs use 1e-6.
 BLOCK_NORM_EPS = 1e-6
+# (H, W) of a stage's token grid
+HWShape = Tuple[int, int]
 
 _COMMON_ARCH = dict(
     ca_num_heads=[4, 4, 4, -1],
@@ -56,7 +58,7 @@ def use_fused_attn() -> bool:
     return os.environ.get('SMT_FUSED_ATTN', '1') != '0'
 
 
-def _tokens_as_image(x: torch.Tensor, hw_shape: Tuple[int, int]):
+def _tokens_as_image(x: torch.Tensor, hw_shape: HWShape):
     """View (B, N, C) tokens as a channels-last (B, C, H, W) image (no copy):
     PyTorch's convolutions accept channels-last input and answer in the
     same layout, so tokens never need a transpose copy."""
@@ -163,8 +165,7 @@ class SAM(BaseModule):
         bias = (self.proj0.bias - bn.running_mean) * scale + bn.bias
         return F.conv2d(mixed, weight, bias, groups=self.proj0.groups)
 
-    def forward(self, x: torch.Tensor, hw_shape: Tuple[int,
-                                                       int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
         """Head convs on channels-last views; aggregation in NCHW.
 
         Measured on CPU: depthwise convs are fastest on channels-last
@@ -228,8 +229,7 @@ class MSA(BaseModule):
             embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
         self.proj = nn.Linear(embed_dims, embed_dims)
 
-    def forward(self, x: torch.Tensor, hw_shape: Tuple[int,
-                                                       int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
         """One q/k/v GEMM, the attention, and the value conv on a
         channels-last view."""
         B, N, C = x.shape
@@ -279,7 +279,7 @@ class DWConvFFN(BaseModule):
         self.act = nn.GELU()
         self.fc2 = nn.Linear(feedforward_channels, embed_dims)
 
-    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]):
+    def forward(self, x: torch.Tensor, hw_shape: HWShape):
         h = self.fc1(x)
         # h + dwconv(h) is a depthwise conv whose centre tap is one larger:
         # adding the identity to the kernel saves a full-size add and its
@@ -290,7 +290,7 @@ class DWConvFFN(BaseModule):
         identity[..., centre, centre] = 1
         h = _image_as_tokens(
             _depthwise(self.dwconv, _tokens_as_image(h, hw_shape),
-                       weight.view(weight.shape) + identity))
+                       weight + identity))
         return self.fc2(self.act(h))
 
 
@@ -451,24 +451,18 @@ class SMT(BaseModule):
         (1, 256, 14, 14)
         (1, 512, 7, 7)
     """
+    # yapf: disable
     arch_zoo = {
-        **dict.fromkeys(['t', 'tiny'],
-                        _preset([64, 128, 256, 512], [2, 2, 8, 1], [
-                                    4, 4, 4, 2
-                                ], 3, False)),
-        **dict.fromkeys(['s', 'small'],
-                        _preset([64, 128, 256, 512], [3, 4, 18, 2], [
-                                    4, 4, 4, 2
-                                ], 3, False)),
-        **dict.fromkeys(['b', 'base'],
-                        _preset([64, 128, 256, 512], [4, 6, 28, 2], [
-                                    8, 6, 4, 2
-                                ], 7, False)),
-        **dict.fromkeys(['l', 'large'],
-                        _preset([96, 192, 384, 768], [4, 6, 28, 4], [
-                                    8, 6, 4, 2
-                                ], 7, True)),
+        **dict.fromkeys(['t', 'tiny'], _preset(
+            [64, 128, 256, 512], [2, 2, 8, 1], [4, 4, 4, 2], 3, False)),
+        **dict.fromkeys(['s', 'small'], _preset(
+            [64, 128, 256, 512], [3, 4, 18, 2], [4, 4, 4, 2], 3, False)),
+        **dict.fromkeys(['b', 'base'], _preset(
+            [64, 128, 256, 512], [4, 6, 28, 2], [8, 6, 4, 2], 7, False)),
+        **dict.fromkeys(['l', 'large'], _preset(
+            [96, 192, 384, 768], [4, 6, 28, 4], [8, 6, 4, 2], 7, True)),
     }
+    # yapf: enable
     per_stage_keys = ('embed_dims', 'depths', 'mlp_ratios', 'ca_num_heads',
                       'sa_num_heads', 'ca_attentions')
     # The stage whose blocks alternate SAM and MSA in the official model.
