@@ -35,3 +35,7 @@ class CheckpointLoadError(SMTError, RuntimeError):
 
 class UnsafeCheckpointError(CheckpointLoadError):
     """A checkpoint holds objects whose unpickling could run code."""
+
+
+class CorruptCheckpointError(CheckpointLoadError):
+    """A checkpoint file is truncated or damaged."""

@@ -21,10 +21,10 @@ import os.path as osp
 
 import torch
 
-import smt_mm  # noqa: F401  (torch compat for weights_only loading)
+import smt_mm
+from smt_mm.checkpoint import AtomicLocalBackend, read_checkpoint
 from smt_mm.errors import LaunchError
-from smt_mm.models.utils import convert_official_checkpoint, safe_load
-from smt_mm.safe_io import AtomicLocalBackend
+from smt_mm.models.utils import convert_official_checkpoint
 from smt_mm.utils.cli import run_cli
 from smt_mm.utils.config import load_config
 
@@ -84,7 +84,7 @@ def save_atomically(obj, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    if osp.abspath(args.src) == osp.abspath(args.dst):
+    if osp.realpath(args.src) == osp.realpath(args.dst):
         raise LaunchError('DST must differ from SRC (the release '
                           'file is never overwritten)')
     if osp.exists(args.dst) and not args.overwrite:
@@ -96,7 +96,7 @@ def main(argv=None):
     rows = read_rows(args.head_rows) if args.head_rows else None
     # errors here (unsafe, truncated or mismatching file) print as one line
     state_dict, meta = convert_official_checkpoint(
-        safe_load(args.src), arch, rows, source=args.src)
+        read_checkpoint(args.src), arch, rows, source=args.src)
     if num_classes is not None and meta['num_classes'] not in (0, num_classes):
         raise LaunchError(
             f'{args.src} has a {meta["num_classes"]}-class head but '

@@ -9,6 +9,7 @@
    mAP@0.5 >= 0.5); with --strict, exits non-zero when they are below it.
 
     python tools/quickstart.py [--work-dir DIR] [--nproc N] [--strict]
+        [--overwrite]
 """
 import argparse
 import json
@@ -27,7 +28,9 @@ BARS = {'coco/bbox_mAP_50': 0.5, 'coco/segm_mAP_50': 0.5}
 
 def run(*args):
     print('+', ' '.join(args), flush=True)
-    subprocess.run(args, cwd=REPO, check=True)
+    code = subprocess.run(args, cwd=REPO).returncode
+    if code:  # the step printed its own error
+        sys.exit(f'quickstart: step {args[1]} failed (exit status {code})')
 
 
 def busiest_val_image():
@@ -55,11 +58,16 @@ def main(argv=None):
         action='store_true',
         help='fail when a metric is below its bar')
     parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace the results of an earlier quickstart in --work-dir')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         default=[],
         help='passed on to train and test')
     args = parser.parse_args(argv)
+    again = ['--overwrite'] if args.overwrite else []
     py = sys.executable
     work_dir = args.work_dir
     options = ['--cfg-options', *args.cfg_options] if args.cfg_options else []
@@ -75,16 +83,18 @@ def main(argv=None):
             *args.cfg_options
         ]
         run('bash', 'tools/dist_train.sh', CONFIG, str(args.nproc),
-            '--work-dir', work_dir, *per_process)
+            '--work-dir', work_dir, *again, *per_process)
     else:
-        run(py, 'tools/train.py', CONFIG, '--work-dir', work_dir, *options)
+        run(py, 'tools/train.py', CONFIG, '--work-dir', work_dir, *again,
+            *options)
     with open(osp.join(REPO, work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     metrics_file = osp.join(work_dir, 'test_metrics.json')
     run(py, 'tools/test.py', CONFIG, checkpoint, '--work-dir',
-        osp.join(work_dir, 'test'), '--metrics-out', metrics_file, *options)
+        osp.join(work_dir, 'test'), '--metrics-out', metrics_file, *again,
+        *options)
     run(py, 'tools/demo.py', busiest_val_image(), CONFIG, checkpoint, '--out',
-        osp.join(work_dir, 'demo.png'))
+        osp.join(work_dir, 'demo.png'), *again)
 
     with open(osp.join(REPO, metrics_file)) as f:
         metrics = json.load(f)

@@ -2,14 +2,17 @@
 """Evaluate a checkpoint with any SMT-MM config (mmdet, mmseg, mmpretrain).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
-        [--show] [--show-dir DIR] [--tta] [--cfg-options k=v ...]
-        [--launcher pytorch]
+        [--metrics-out FILE] [--overwrite] [--show] [--show-dir DIR] [--tta]
+        [--cfg-options k=v ...] [--launcher pytorch]
+
+CHECKPOINT may be a path or a URL; it is read safely and loaded strictly
+(``--cfg-options load_strict=False`` loads the fitting part).
 """
 import argparse
 import json
 import os.path as osp
 
-import smt_mm  # noqa: F401  (registers SMT, applies torch compat)
+import smt_mm  # noqa: F401  (registers SMT and SMTRunner)
 from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli
 from smt_mm.utils.config import (add_result_dump, drop_training, enable_tta,
@@ -31,6 +34,10 @@ def parse_args(argv=None):
         'classification) or a folder of prediction maps (segmentation)')
     parser.add_argument(
         '--metrics-out', help='also write the metrics to this JSON file')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace existing --out / --metrics-out files')
     parser.add_argument(
         '--show', action='store_true', help='show predictions in a window')
     parser.add_argument(
@@ -56,13 +63,30 @@ def parse_args(argv=None):
     return parse_launcher_args(parser, argv)
 
 
+def check_outputs(args) -> None:
+    """Outputs never replace an input, nor (without --overwrite) any
+    existing file."""
+    inputs = [p for p in (args.config, args.checkpoint) if osp.exists(p)]
+    for flag, path in (('--out', args.out),
+                       ('--metrics-out', args.metrics_out)):
+        if path is None:
+            continue
+        if any(osp.realpath(path) == osp.realpath(p) for p in inputs):
+            raise LaunchError(f'{flag} {path} is an input of this run (the '
+                              'config or the checkpoint); choose another path')
+        if osp.isfile(path) and not args.overwrite:
+            raise LaunchError(f'{flag} {path} exists; pass --overwrite to '
+                              'replace it, or choose another path')
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.interval < 1:
         raise LaunchError(f'--interval must be at least 1, got '
                           f'{args.interval}')
-    if not osp.isfile(args.checkpoint):
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise LaunchError(f'checkpoint not found: {args.checkpoint}')
+    check_outputs(args)
     cfg = load_config(args.config, args.cfg_options)
     task = task_of(cfg)
     set_work_dir(cfg, args.config, args.work_dir)

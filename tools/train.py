@@ -2,17 +2,18 @@
 """Train any SMT-MM config (mmdet, mmseg or mmpretrain).
 
     python tools/train.py CONFIG [--work-dir DIR] [--amp] [--auto-scale-lr]
-        [--resume [auto|PATH]] [--cfg-options k=v ...] [--launcher pytorch]
+        [--resume [auto|PATH]] [--overwrite] [--cfg-options k=v ...]
+        [--launcher pytorch]
 """
 import argparse
 
-import smt_mm  # noqa: F401  (registers SMT, applies torch compat)
+import smt_mm  # noqa: F401  (registers SMT and SMTRunner)
 from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli
 from smt_mm.utils.config import (enable_amp, enable_auto_scale_lr, load_config,
                                  set_work_dir, task_of)
 from smt_mm.utils.dataset_check import check_datasets
 from smt_mm.utils.distributed import setup_distributed
-from smt_mm.utils.resume import set_resume
+from smt_mm.utils.resume import protect_earlier_run, set_resume
 from smt_mm.utils.runner import build_runner
 
 
@@ -35,6 +36,11 @@ def parse_args(argv=None):
         const='auto',
         help='resume from PATH, or from the latest checkpoint of the work '
         'dir when no PATH is given')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='start a new run in a work dir that holds checkpoints of an '
+        'earlier run (they are replaced as new ones are saved)')
     add_common_args(parser)
     return parse_launcher_args(parser, argv)
 
@@ -48,6 +54,7 @@ def main(argv=None):
         enable_amp(cfg)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
+    protect_earlier_run(cfg, args.resume, args.overwrite)
     set_resume(cfg, args.resume)
     check_datasets(cfg, 'train_dataloader',
                    *(['val_dataloader'] if cfg.get('val_cfg') else []))

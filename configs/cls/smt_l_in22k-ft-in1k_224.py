@@ -9,8 +9,10 @@ _base_ = ['./smt_l_in1k.py']
 model = dict(
     backbone=dict(
         drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained',
-                      checkpoint='checkpoints/smt_large_22k.pth')))
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/AFeng-x/SMT/releases/download/'
+            'v1.0.0/smt_large_22k.pth')))
 
 max_epochs = 30
 warmup_epochs = 5

@@ -4,4 +4,6 @@ model = dict(
     backbone=dict(
         arch='base',
         drop_path_rate=0.3,
-        init_cfg=dict(checkpoint='checkpoints/smt_base.pth')))
+        init_cfg=dict(
+            checkpoint='https://github.com/AFeng-x/SMT/releases/download/'
+            'v1.0.0/smt_base.pth')))

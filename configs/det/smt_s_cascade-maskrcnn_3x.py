@@ -36,8 +36,10 @@ model = dict(
         arch='small',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained',
-                      checkpoint='checkpoints/smt_small.pth')),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/AFeng-x/SMT/releases/download/'
+            'v1.0.0/smt_small.pth')),
     neck=dict(in_channels=[64, 128, 256, 512]),
     roi_head=dict(bbox_head=[
         _box_head([0.1, 0.1, 0.2, 0.2]),

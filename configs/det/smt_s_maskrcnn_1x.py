@@ -4,4 +4,6 @@ model = dict(
     backbone=dict(
         arch='small',
         drop_path_rate=0.2,
-        init_cfg=dict(checkpoint='checkpoints/smt_small.pth')))
+        init_cfg=dict(
+            checkpoint='https://github.com/AFeng-x/SMT/releases/download/'
+            'v1.0.0/smt_small.pth')))

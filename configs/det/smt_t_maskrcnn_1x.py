@@ -16,6 +16,8 @@ model = dict(
         # Official ImageNet release file (or a cls checkpoint of ours), path
         # relative to where you launch; override with --cfg-options
         # model.backbone.init_cfg.checkpoint=PATH
-        init_cfg=dict(type='Pretrained',
-                      checkpoint='checkpoints/smt_tiny.pth')),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/AFeng-x/SMT/releases/download/'
+            'v1.0.0/smt_tiny.pth')),
     neck=dict(in_channels=[64, 128, 256, 512]))

@@ -28,13 +28,29 @@ class RNGReseedHook(Hook):
     follow). With ``num_workers > 0`` the workers are seeded by mmengine's
     ``worker_init_fn`` from the seed alone, which is just as repeatable.
 
+    Iteration-based loops load the batch of iteration ``i`` before its
+    ``before_train_iter``, and a resumed one first loads (to skip) the
+    batches already trained, all in a row. With ``num_workers=0`` these
+    loads draw from the main process's generators, so the hook also
+    reseeds from ``(seed, i)`` right before batch ``i`` is loaded, by
+    wrapping the loop's data iterator: the skipped and the new batches then
+    see the states they saw in the uninterrupted run.
+
     ``runner.seed`` already includes the rank when ``randomness`` has
     ``diff_rank_seed=True``, and a resumed run takes the seed stored in the
     checkpoint.
     """
 
     priority = 'VERY_HIGH'
-    _EPOCH, _ITER = 0, 1  # keep the two kinds of states apart
+    _EPOCH, _ITER, _LOAD = 0, 1, 2  # keep the kinds of states apart
+
+    def before_train(self, runner) -> None:
+        loop = runner.train_loop
+        if hasattr(loop, 'dataloader_iterator') and not isinstance(
+                loop.dataloader_iterator, _ReseedingIterator):
+            loop.dataloader_iterator = _ReseedingIterator(
+                loop.dataloader_iterator,
+                lambda i: self._reseed(runner.seed, self._LOAD, i))
 
     def before_train_epoch(self, runner) -> None:
         self._reseed(runner.seed, self._EPOCH, runner.epoch)
@@ -54,3 +70,20 @@ class RNGReseedHook(Hook):
         random.seed(int(state[0]))
         np.random.seed(int(state[0]))
         torch.manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+class _ReseedingIterator:
+    """Calls ``reseed(i)`` before loading the ``i``-th batch (from 0)."""
+
+    def __init__(self, iterator, reseed):
+        self._iterator = iterator
+        self._reseed = reseed
+        self._count = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self._reseed(self._count)
+        self._count += 1
+        return next(self._iterator)

@@ -1,5 +1,6 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""Which checkpoint ``--resume`` continues from."""
+"""Which checkpoint ``--resume`` continues from, and keeping a new run from
+replacing an earlier run's checkpoints."""
 import glob
 import logging
 import os.path as osp
@@ -37,7 +38,7 @@ def latest_complete_checkpoint(work_dir: str) -> Optional[str]:
     """
     from mmengine.logging import print_log
 
-    from smt_mm.safe_io import is_complete_checkpoint
+    from smt_mm.checkpoint import is_complete_checkpoint
     if not osp.isdir(work_dir):
         return None
     named = None
@@ -59,3 +60,18 @@ def latest_complete_checkpoint(work_dir: str) -> Optional[str]:
                     level=logging.WARNING)
             return path
     return None
+
+
+def protect_earlier_run(cfg: Config, resume: Optional[str],
+                        overwrite: bool) -> None:
+    """Refuse a new (not resumed) run into a work dir that holds another
+    run's checkpoints: its saves would replace them and
+    ``last_checkpoint``."""
+    if resume is not None or overwrite or not osp.isdir(cfg.work_dir):
+        return
+    found = glob.glob(osp.join(glob.escape(cfg.work_dir), '*.pth'))
+    if found or osp.isfile(osp.join(cfg.work_dir, 'last_checkpoint')):
+        raise LaunchError(
+            f'work dir {cfg.work_dir} holds checkpoints of an earlier run '
+            f'({len(found)} *.pth); pass --resume to continue it, '
+            '--overwrite to replace them, or choose another --work-dir')

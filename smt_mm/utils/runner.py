@@ -1,6 +1,6 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""Building the runner with what every SMT-MM run adds (RNG reseeding,
-TensorBoard logging where installed)."""
+"""Building the runner with what every SMT-MM run adds (SMTRunner, RNG
+reseeding, TensorBoard logging where installed)."""
 from mmengine.config import Config, ConfigDict
 
 
@@ -33,13 +33,12 @@ def add_tensorboard_backend(cfg: Config) -> bool:
 
 
 def build_runner(cfg: Config):
-    """Build the config's runner (mmengine's Runner unless overridden),
-    with :class:`~smt_mm.engine.RNGReseedHook` added and logging to
-    TensorBoard as well where it is installed."""
+    """Build the config's runner (:class:`~smt_mm.engine.SMTRunner` unless
+    the config names another ``runner_type``), with
+    :class:`~smt_mm.engine.RNGReseedHook` added and logging to TensorBoard
+    as well where it is installed."""
     from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
     add_reseed_hook(cfg)
     add_tensorboard_backend(cfg)
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    cfg.setdefault('runner_type', 'SMTRunner')
+    return RUNNERS.build(cfg)

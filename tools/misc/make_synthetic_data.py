@@ -3,9 +3,15 @@
 
     python tools/misc/make_synthetic_data.py coco [OUT_DIR]   # instances
     python tools/misc/make_synthetic_data.py ade [OUT_DIR]    # semantic seg
+
+Refuses a non-empty OUT_DIR unless --overwrite is given.
 """
 import argparse
+import os
+import os.path as osp
 
+from smt_mm.errors import LaunchError
+from smt_mm.utils.cli import run_cli
 from smt_mm.utils.synthetic_ade import make_synthetic_ade
 from smt_mm.utils.synthetic_coco import make_synthetic_coco
 
@@ -29,9 +35,17 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--size', type=int, nargs=2, default=(128, 128), metavar=('H', 'W'))
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='write into OUT_DIR even if it is not empty')
     args = parser.parse_args(argv)
     writer, out_dir, num_train, num_val = KINDS[args.kind]
     out_dir = args.out_dir or out_dir
+    if osp.isdir(out_dir) and os.listdir(out_dir) and not args.overwrite:
+        raise LaunchError(f'{out_dir} is not empty; pass --overwrite to write '
+                          'the dataset over its files, or choose another '
+                          'folder')
     num_train = args.num_train or num_train
     num_val = args.num_val or num_val
     writer(out_dir, num_train, num_val, args.seed, tuple(args.size))
@@ -39,4 +53,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -7,6 +7,8 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['smt_mm'], allow_failed_imports=False)
+# checkpoints read safely, loaded strictly, written atomically
+runner_type = 'SMTRunner'
 
 num_classes = 1000
 model = dict(

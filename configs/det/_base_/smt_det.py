@@ -7,6 +7,8 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['smt_mm'], allow_failed_imports=False)
+# checkpoints read safely, loaded strictly, written atomically
+runner_type = 'SMTRunner'
 
 optim_wrapper = dict(
     _delete_=True,  # no SGD momentum leaking into AdamW

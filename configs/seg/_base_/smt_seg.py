@@ -10,6 +10,8 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 custom_imports = dict(imports=['smt_mm'], allow_failed_imports=False)
+# checkpoints read safely, loaded strictly, written atomically
+runner_type = 'SMTRunner'
 
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
@@ -21,8 +23,10 @@ model = dict(
         arch='tiny',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained',
-                      checkpoint='checkpoints/smt_tiny.pth')),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/AFeng-x/SMT/releases/download/'
+            'v1.0.0/smt_tiny.pth')),
     decode_head=dict(in_channels=[64, 128, 256, 512], num_classes=150),
     auxiliary_head=dict(in_channels=256, num_classes=150))
 

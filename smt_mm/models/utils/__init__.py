@@ -1,15 +1,11 @@
-from .checkpoint import (UNSAFE_LOAD_ENV, CheckpointLoadError,
-                         CheckpointMismatchError, UnsafeCheckpointError,
-                         extract_backbone_state_dict, load_pretrained_backbone,
-                         load_state_dict_strictly, safe_load)
+from .checkpoint import extract_backbone_state_dict, load_pretrained_backbone
 from .ckpt_convert import (convert_official_key, convert_official_state_dict,
-                           is_official_state_dict)
+                           is_official_state_dict, official_to_classifier)
 from .official import convert_official_checkpoint, match_arch
 
 __all__ = [
-    'UNSAFE_LOAD_ENV', 'CheckpointLoadError', 'CheckpointMismatchError',
-    'UnsafeCheckpointError', 'safe_load', 'extract_backbone_state_dict',
-    'load_pretrained_backbone', 'load_state_dict_strictly',
+    'extract_backbone_state_dict', 'load_pretrained_backbone',
     'convert_official_key', 'convert_official_state_dict',
-    'is_official_state_dict', 'convert_official_checkpoint', 'match_arch'
+    'is_official_state_dict', 'official_to_classifier',
+    'convert_official_checkpoint', 'match_arch'
 ]

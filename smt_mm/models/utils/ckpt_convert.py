@@ -81,3 +81,16 @@ def convert_official_state_dict(
         else:
             backbone[new_key] = value
     return backbone, head
+
+
+def official_to_classifier(state_dict: Dict,
+                           backbone: str = 'backbone',
+                           head: str = 'head.fc') -> OrderedDict:
+    """An official release state dict in the key names of an mmpretrain
+    ``ImageClassifier`` with SMT backbone, global pooling and
+    ``LinearClsHead`` (the layout of ``configs/cls``)."""
+    backbone_sd, head_sd = convert_official_state_dict(state_dict)
+    result = OrderedDict(
+        (f'{backbone}.{k}', v) for k, v in backbone_sd.items())
+    result.update((f'{head}.{k}', v) for k, v in head_sd.items())
+    return result

@@ -1,28 +1,24 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""Safe checkpoint reading and crash-proof checkpoint writing for mmengine.
+"""Crash-proof checkpoint writing.
 
-Two of mmengine 0.10.7's storage entry points are replaced (``apply()``
-runs once when ``smt_mm`` is imported):
-
-* the loader for local paths of ``CheckpointLoader`` (used by ``load_from``,
-  ``runner.resume`` and ``init_cfg=dict(type='Pretrained')``) becomes
-  :func:`smt_mm.models.utils.safe_load`: ``weights_only=True`` and one clear
-  error per failure;
-* the ``local`` file backend, through which ``save_checkpoint`` writes,
-  becomes :class:`AtomicLocalBackend`: a process killed while saving leaves
-  the previous file, never a truncated one that ``--resume`` would pick.
+:class:`AtomicLocalBackend` is registered with mmengine under its own name,
+``'smt_atomic_local'`` (mmengine's ``'local'`` backend is left alone);
+SMT-MM's runner saves checkpoints through it, and
+:func:`~smt_mm.checkpoint.enable_safe_loading` can make it the default.
 """
+import glob
 import os
 import os.path as osp
-import tempfile
+import secrets
 import zipfile
 from pathlib import Path
-from typing import Union
+from typing import List, Union
 
 from mmengine.fileio import LocalBackend, register_backend
-from mmengine.runner.checkpoint import CheckpointLoader
 
-_applied = False
+ATOMIC_BACKEND = 'smt_atomic_local'
+# .<file name>.<12 hex digits>.tmp: hidden, never matched by *.pth
+_TMP_PATTERN = '.*.pth.' + '?' * 12 + '.tmp'
 
 
 class AtomicLocalBackend(LocalBackend):
@@ -31,16 +27,20 @@ class AtomicLocalBackend(LocalBackend):
     The bytes go to a temporary file in the destination folder, are flushed
     to disk, and the temporary file is renamed over the destination:
     ``os.replace`` within one file system is atomic, so readers see the old
-    complete file or the new complete file, and a crash in between leaves
-    only a hidden ``.<name>.*.tmp`` file behind.
+    complete file or the new complete file. The temporary file is created
+    with mode 0666 minus the umask, as ``open()`` would, so checkpoints keep
+    the permissions the user expects (0644 under umask 022). A process
+    killed mid-save leaves a hidden ``.<name>.<hex>.tmp`` file, which
+    :func:`remove_stale_temporaries` deletes on the next run.
     """
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
         filepath = str(filepath)
         folder = osp.dirname(osp.abspath(filepath))
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            dir=folder, prefix=f'.{osp.basename(filepath)}.', suffix='.tmp')
+        tmp = osp.join(
+            folder, f'.{osp.basename(filepath)}.{secrets.token_hex(6)}.tmp')
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, 'wb') as f:
                 f.write(obj)
@@ -52,6 +52,9 @@ class AtomicLocalBackend(LocalBackend):
                 os.remove(tmp)
             raise
         _fsync_dir(folder)
+
+
+register_backend(ATOMIC_BACKEND, AtomicLocalBackend)
 
 
 def _fsync_dir(folder: str) -> None:
@@ -68,6 +71,19 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
+def remove_stale_temporaries(folder: str) -> List[str]:
+    """Delete the temporary files that interrupted saves left in
+    ``folder``; returns their paths."""
+    removed = []
+    for path in glob.glob(osp.join(glob.escape(folder), _TMP_PATTERN)):
+        try:
+            os.remove(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
 def is_complete_checkpoint(path: str) -> bool:
     """Cheap check that ``path`` is a whole torch (zip) checkpoint.
 
@@ -79,18 +95,3 @@ def is_complete_checkpoint(path: str) -> bool:
             return bool(archive.namelist())
     except (OSError, zipfile.BadZipFile):
         return False
-
-
-def _load_from_local(filename, map_location):
-    from smt_mm.models.utils.checkpoint import safe_load
-    return safe_load(filename, map_location=map_location)
-
-
-def apply() -> None:
-    """Install the safe loader and the atomic backend (idempotent)."""
-    global _applied
-    if _applied:
-        return
-    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
-    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-    _applied = True

@@ -1,6 +1,8 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""Every way the toolkit loads a checkpoint refuses a code-carrying pickle
-with one clear error, and still loads release and toolkit checkpoints."""
+"""Every way the toolkit loads a checkpoint (paths, URLs, mmengine's
+loaders inside ``safe_loading``) refuses a code-carrying pickle with one
+clear error, never executes config text stored in a file, and still loads
+release and toolkit checkpoints; importing smt_mm changes no loader."""
 import os
 import os.path as osp
 import pickle
@@ -14,9 +16,11 @@ from helpers import REPO, write_tiny_det_config
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 
+from smt_mm.checkpoint import read_checkpoint, safe_loading
 from smt_mm.errors import CheckpointLoadError, UnsafeCheckpointError
 from smt_mm.models import SMT
-from smt_mm.models.utils import safe_load
+
+safe_load = read_checkpoint
 
 TINY_ARCH = dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 1, 1])
 
@@ -78,17 +82,18 @@ def test_torch_env_cannot_switch_safe_loading_off(evil, monkeypatch):
     monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
     for load in (lambda: safe_load(path),
                  lambda: CheckpointLoader.load_checkpoint(path)):
-        with pytest.raises(UnsafeCheckpointError):
+        with pytest.raises(UnsafeCheckpointError), safe_loading():
             load()
     assert not marker.exists()
 
 
 def test_mmengine_loaders_refuse_code(evil):
-    """load_from, runner.resume and init_cfg Pretrained all go through
-    mmengine's CheckpointLoader."""
+    """Inside safe_loading, everything reading through mmengine's
+    CheckpointLoader (Pretrained init of any module, load_checkpoint,
+    get_model) refuses; SMT's own Pretrained init refuses anywhere."""
     path, marker = evil
     model = torch.nn.Linear(1, 1)
-    with pytest.raises(UnsafeCheckpointError):
+    with pytest.raises(UnsafeCheckpointError), safe_loading():
         load_checkpoint(model, path)
     backbone = SMT(
         TINY_ARCH, init_cfg=dict(type='Pretrained', checkpoint=path))
@@ -109,7 +114,8 @@ def test_release_and_toolkit_checkpoints_still_load(fixtures_dir, tmp_path):
                 epoch=1, seed=np.int64(0), buf=HistoryBuffer([1.0], [1])),
             message_hub=hub.state_dict(),
             state_dict={'backbone.w': torch.ones(2)}), path)
-    loaded = CheckpointLoader.load_checkpoint(str(path))
+    with safe_loading():
+        loaded = CheckpointLoader.load_checkpoint(str(path))
     assert loaded['meta']['seed'] == 0
     assert loaded['message_hub']['log_scalars']['train/loss'].current() \
         == np.float32(0.25)
@@ -171,3 +177,97 @@ def test_tools_refuse_code_with_one_line(evil, tmp_path):
                                'for safety'), last
     assert not marker.exists()
     assert not (tmp_path / 'out.pth').exists()
+
+
+def test_import_changes_no_mmengine_loader_or_backend():
+    code = ('from mmengine.runner.checkpoint import CheckpointLoader as C\n'
+            'from mmengine.fileio.backends import backends as B\n'
+            'from mmengine.fileio.backends import prefix_to_backends as P\n'
+            'before = dict(C._schemes), dict(B), dict(P)\n'
+            'import smt_mm, smt_mm.checkpoint, smt_mm.engine\n'
+            'after = dict(C._schemes), dict(B), dict(P)\n'
+            'assert before[0] == after[0], "loaders changed"\n'
+            'assert before[2] == after[2], "prefix backends changed"\n'
+            'new = set(after[1]) - set(before[1])\n'
+            'assert new == {"smt_atomic_local"}, new\n'
+            'assert all(after[1][k] is v for k, v in before[1].items())\n')
+    proc = subprocess.run([sys.executable, '-c', code],
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_safe_loading_is_scoped(evil):
+    path, marker = evil
+    saved = dict(CheckpointLoader._schemes)
+    with safe_loading():
+        assert CheckpointLoader._get_checkpoint_loader(path) is not \
+            saved['']
+    assert dict(CheckpointLoader._schemes) == saved
+
+
+def test_config_text_in_a_checkpoint_is_dropped(tmp_path):
+    """The strings mmengine's resume and inferencers would execute."""
+    code = "import os; os.system('touch pwned')"
+    path = tmp_path / 'iter_2.pth'
+    torch.save(
+        dict(
+            meta=dict(config=code, cfg=code, epoch=0, iter=2),
+            message_hub=dict(runtime_info=dict(cfg=code, iter=2)),
+            state_dict={'w': torch.ones(1)}), path)
+    loaded = read_checkpoint(str(path))
+    assert loaded['meta'] == dict(epoch=0, iter=2)
+    assert loaded['message_hub']['runtime_info'] == dict(iter=2)
+    assert loaded['state_dict']['w'].item() == 1
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A local HTTP server serving ``tmp_path / 'served'``; yields its
+    base URL."""
+    import functools
+    import http.server
+    import threading
+    folder = tmp_path / 'served'
+    folder.mkdir()
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}', folder, server
+    finally:
+        server.shutdown()
+
+
+def test_urls_download_once_and_load_safely(http_server, fixtures_dir, evil,
+                                            tmp_path, monkeypatch):
+    import shutil
+    base, folder, server = http_server
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    shutil.copy(osp.join(fixtures_dir, 'smt_tiny_official.pth'), folder)
+    shutil.copy(evil[0], folder)
+    url = f'{base}/smt_tiny_official.pth'
+    assert 'model' in read_checkpoint(url)
+    cached = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / \
+        'smt_tiny_official.pth'
+    assert cached.is_file()
+    # mmengine's http loader inside safe_loading, and a URL that is evil
+    with safe_loading():
+        assert 'model' in CheckpointLoader.load_checkpoint(url)
+        with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
+            CheckpointLoader.load_checkpoint(f'{base}/evil.pth')
+    assert not evil[1].exists()
+    with pytest.raises(CheckpointLoadError, match='cannot download'):
+        read_checkpoint(f'{base}/missing.pth')
+    server.shutdown()  # the cached copy serves from now on
+    server.server_close()
+    assert 'model' in read_checkpoint(url)
+
+
+def test_unknown_scheme_is_one_line():
+    with pytest.raises(CheckpointLoadError, match='unknown scheme ftp://'):
+        read_checkpoint('ftp://host/x.pth')

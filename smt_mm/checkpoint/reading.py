@@ -1,0 +1,324 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Reading checkpoints without letting them run code.
+
+:func:`read_checkpoint` is the one function through which SMT-MM reads a
+checkpoint, wherever it comes from: a local path, an ``http(s)://`` URL
+(downloaded once to torch's hub cache, ``$TORCH_HOME/hub/checkpoints``),
+the named schemes of mmengine (``torchvision://``, ``open-mmlab://``,
+``mmcls://``) or storage backends (``s3://``, ``petrel://``, ``pavi://``).
+Every file is unpickled with ``weights_only=True`` plus the plain-data
+allow-list of :mod:`.unpickler`, and config text stored in it (which
+mmengine's resume and the OpenMMLab inferencers would execute) is dropped.
+
+mmengine's own loaders (``load_from``, ``init_cfg=dict(type='Pretrained')``,
+``get_model(..., pretrained=...)``) go through ``CheckpointLoader``;
+:func:`safe_loading` routes all of its schemes here for the duration of a
+``with`` block (SMT-MM's runner and tools use it), and
+:func:`enable_safe_loading` does so for the whole process, for users' own
+scripts. Importing ``smt_mm`` changes nothing.
+"""
+import io
+import logging
+import os
+import os.path as osp
+import pickle
+import re
+from contextlib import contextmanager
+from typing import Any, Callable, Dict
+from urllib.parse import urlparse
+
+import torch
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from smt_mm.errors import (CheckpointLoadError, CorruptCheckpointError,
+                           UnsafeCheckpointError)
+from . import unpickler
+
+# Set to 1 to unpickle trusted legacy files without the safe loader. Such a
+# file can run any code on this machine while it loads.
+UNSAFE_LOAD_ENV = 'SMT_MM_UNSAFE_LOAD'
+# Where a checkpoint keeps config text that mmengine would execute:
+# meta['config'] (Runner.resume), meta['cfg'] and
+# message_hub['runtime_info']['cfg'] (the inferencers, given no config).
+# seconds a download may stall (connect or read) before it fails
+_STALL_TIMEOUT = 60
+_CONFIG_TEXT = (('meta', 'config'), ('meta', 'cfg'),
+                ('message_hub', 'runtime_info', 'cfg'))
+
+
+def unsafe_load_enabled() -> bool:
+    """Whether the user opted out of safe loading
+    (``SMT_MM_UNSAFE_LOAD=1``)."""
+    return os.environ.get(UNSAFE_LOAD_ENV, '') == '1'
+
+
+def read_checkpoint(filename: str, map_location='cpu') -> Any:
+    """Read a checkpoint from a path, URL or storage scheme, safely.
+
+    Args:
+        filename (str): Local path, ``http(s)://`` URL, or a scheme mmengine
+            knows (``torchvision://``, ``open-mmlab://``, ``mmcls://``,
+            ``s3://``, ``petrel://``, ``pavi://``).
+        map_location: As for :func:`torch.load`. Defaults to ``'cpu'``.
+
+    Returns:
+        The loaded object, config text removed.
+
+    Raises:
+        CheckpointLoadError: The file is missing, truncated, not a
+            checkpoint, or cannot be downloaded.
+        UnsafeCheckpointError: The file holds objects the safe loader
+            refuses.
+    """
+    filename = str(filename)
+    for prefixes, reader in _SCHEME_READERS:
+        if filename.startswith(prefixes):
+            return reader(filename, map_location)
+    scheme = re.match(r'([a-zA-Z][\w+.-]*)://', filename)
+    if scheme:
+        scheme = scheme.group(1)
+        raise CheckpointLoadError(
+            f'cannot read checkpoint {filename}: unknown scheme {scheme}:// '
+            '(valid: a local path, http(s)://, torchvision://, '
+            'open-mmlab://, mmcls://, s3://, petrel://, pavi://)')
+    return _read_local(filename, map_location)
+
+
+def _read_local(filename: str, map_location) -> Any:
+    path = osp.expanduser(filename)
+    if not osp.isfile(path):
+        raise CheckpointLoadError(f'checkpoint file not found: {filename}')
+    with open(path, 'rb') as f:
+        return safe_load(f, filename, map_location)
+
+
+def safe_load(source, filename: str, map_location='cpu') -> Any:
+    """Unpickle ``source`` (a path or binary file object) weights-only.
+
+    Only tensors, plain containers, plain numeric numpy data and mmengine's
+    ``HistoryBuffer`` are rebuilt (:mod:`.unpickler`); with
+    ``SMT_MM_UNSAFE_LOAD=1`` the file is unpickled fully, with a warning.
+    ``filename`` names the file in errors.
+    """
+    unsafe = unsafe_load_enabled()
+    if unsafe:
+        print_log(
+            f'{UNSAFE_LOAD_ENV}=1: loading {filename} with full '
+            'unpickling; the file can run code on this machine',
+            logger='current',
+            level=logging.WARNING)
+        return torch.load(source, map_location=map_location,
+                          weights_only=False)
+    try:
+        with torch.serialization.safe_globals(unpickler.safe_globals()):
+            # weights_only explicit: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD must
+            # not switch safe loading off behind the user's back.
+            loaded = torch.load(
+                source, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = _refusal_reason(err)
+        if _is_refusal(err, reason):
+            raise UnsafeCheckpointError(
+                f'refused to load checkpoint {filename} for safety: it holds '
+                f'objects that could run code or corrupt memory when '
+                f'unpickled ({reason}); if you trust its source, '
+                f'{UNSAFE_LOAD_ENV}=1 loads it unsafely') from None
+        raise _corrupt(filename, err) from None
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError,
+            TypeError, IndexError, pickle.PickleError) as err:
+        raise _corrupt(filename, err) from None
+    return drop_config_text(unpickler.materialize(loaded))
+
+
+def drop_config_text(checkpoint: Any) -> Any:
+    """Remove the config text mmengine would execute (see
+    ``_CONFIG_TEXT``); the weights and training state stay."""
+    for path in _CONFIG_TEXT:
+        node = checkpoint
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return checkpoint
+
+
+def _is_refusal(err: Exception, reason: str) -> bool:
+    """A refusal of the safe unpickler, not a damaged file."""
+    text = str(err)
+    return (text.startswith('Weights only load failed')
+            and not reason.startswith('Unsupported operand')) \
+        or 'in a checkpoint' in text
+
+
+def _refusal_reason(err: Exception) -> str:
+    """The line of torch's weights-only error that says what was found
+    (e.g. ``unsupported GLOBAL posix.system``), without its advice to
+    switch safe loading off."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines[1:]:
+        if not line.startswith(('Check the documentation', 'Please file',
+                                'In PyTorch 2.6', '(1) ', '(2) ',
+                                'WeightsUnpickler error: Unsupported global'
+                                '!!')):
+            return line.replace('WeightsUnpickler error: ', '').rstrip('.')
+    return lines[0] if lines else type(err).__name__
+
+
+def _corrupt(filename: str, err: Exception) -> CorruptCheckpointError:
+    what = 'the file is truncated or not a PyTorch checkpoint'
+    if isinstance(err, EOFError):
+        detail = 'unexpected end of file'
+    elif isinstance(err, pickle.UnpicklingError):
+        # An opcode the safe unpickler does not know: bytes that are no
+        # pickle at all, or a pickle written in a way it does not accept.
+        detail = _refusal_reason(err)
+        what = ('the file is truncated, not a PyTorch checkpoint, or uses '
+                'pickle instructions the safe loader refuses')
+    else:
+        detail = str(err).split('. ')[0].strip() or type(err).__name__
+    return CorruptCheckpointError(
+        f'cannot read checkpoint {filename}: {what} ({detail[:200]})')
+
+
+# ----------------------------------------------------------------- remote
+
+
+def download_checkpoint(url: str) -> str:
+    """The local copy of ``url`` in torch's hub cache, downloaded first if
+    needed (by local rank 0 first in distributed runs)."""
+    from mmengine.dist import get_dist_info
+    cache = osp.join(torch.hub.get_dir(), 'checkpoints')
+    name = osp.basename(urlparse(url).path) or 'checkpoint.pth'
+    path = osp.join(cache, name)
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        _download(url, path)
+    if world_size > 1:
+        torch.distributed.barrier()
+        _download(url, path)
+    return path
+
+
+def _download(url: str, path: str) -> None:
+    if osp.isfile(path):
+        return
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    print_log(f'downloading {url} to {path}', logger='current')
+    import socket
+    saved = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(_STALL_TIMEOUT)  # urllib has no other knob
+    try:
+        # writes a temporary file and moves it into place when complete
+        torch.hub.download_url_to_file(url, path, progress=False)
+    except Exception as err:  # urllib raises many types
+        raise CheckpointLoadError(
+            f'cannot download checkpoint {url}: {type(err).__name__}: '
+            f'{err}') from None
+    finally:
+        socket.setdefaulttimeout(saved)
+
+
+def _read_url(url: str, map_location) -> Any:
+    path = download_checkpoint(url)
+    with open(path, 'rb') as f:
+        return safe_load(f, url, map_location)
+
+
+def _read_named(filename: str, map_location) -> Any:
+    """``torchvision://``, ``modelzoo://``, ``open-mmlab://``,
+    ``openmmlab://``, ``mmcls://``: mmengine's name tables give the URL."""
+    from mmengine.runner import checkpoint as mm
+    scheme, name = filename.split('://', 1)
+    if scheme in ('torchvision', 'modelzoo'):
+        table = mm.get_torchvision_models()
+    elif scheme == 'mmcls':
+        table = mm.get_mmcls_models()
+    else:
+        table = mm.get_external_models()
+        name = mm.get_deprecated_model_names().get(name, name)
+    if name not in table:
+        raise CheckpointLoadError(
+            f'cannot read checkpoint {filename}: {scheme}:// has no model '
+            f'named {name!r}')
+    target = table[name]
+    if target.startswith(('http://', 'https://')):
+        return _read_url(target, map_location)
+    return _read_local(target, map_location)
+
+
+def _read_storage(filename: str, map_location) -> Any:
+    """``s3://`` / ``petrel://`` through mmengine's file backend."""
+    from mmengine.fileio import get_file_backend
+    backend = get_file_backend(filename, backend_args={'backend': 'petrel'})
+    with io.BytesIO(backend.get(filename)) as buffer:
+        return safe_load(buffer, filename, map_location)
+
+
+def _read_pavi(filename: str, map_location) -> Any:
+    import tempfile
+    try:
+        from pavi import modelcloud
+    except ImportError:
+        raise CheckpointLoadError(
+            f'cannot read checkpoint {filename}: pavi:// needs the pavi '
+            'package') from None
+    model = modelcloud.get(filename[len('pavi://'):])
+    with tempfile.TemporaryDirectory() as folder:
+        path = osp.join(folder, model.name)
+        model.download(path)
+        with open(path, 'rb') as f:
+            return safe_load(f, filename, map_location)
+
+
+_SCHEME_READERS = (
+    (('http://', 'https://'), _read_url),
+    (('torchvision://', 'modelzoo://', 'open-mmlab://', 'openmmlab://',
+      'mmcls://'), _read_named),
+    (('s3://', 'petrel://'), _read_storage),
+    (('pavi://', ), _read_pavi),
+)
+
+# --------------------------------------------- mmengine's CheckpointLoader
+
+
+def _loader(filename, map_location=None, *args, **kwargs):
+    # CheckpointLoader strips nothing: the full name reaches us
+    return read_checkpoint(filename, map_location or 'cpu')
+
+
+def _safe_schemes(current: Dict[str, Callable]) -> Dict[str, Callable]:
+    """Every scheme mmengine knows, served by :func:`read_checkpoint`;
+    schemes registered by other code keep their loader."""
+    ours = {'', 'http://', 'https://', 'pavi://', 'modelzoo://',
+            'torchvision://', 'open-mmlab://', 'openmmlab://', 'mmcls://',
+            r'(\S+\:)?s3://', r'(\S+\:)?petrel://'}
+    return type(current)(
+        (prefix, _loader if prefix in ours else loader)
+        for prefix, loader in current.items())
+
+
+@contextmanager
+def safe_loading():
+    """Inside the block, everything that reads checkpoints through
+    mmengine's ``CheckpointLoader`` (``load_from``, ``Pretrained`` init of
+    any module, ``mmengine.runner.load_checkpoint``, inferencers, mmpretrain's
+    ``get_model``) uses :func:`read_checkpoint`."""
+    saved = CheckpointLoader._schemes
+    CheckpointLoader._schemes = _safe_schemes(saved)
+    try:
+        yield
+    finally:
+        CheckpointLoader._schemes = saved
+
+
+def enable_safe_loading() -> None:
+    """Make mmengine read checkpoints through :func:`read_checkpoint` for
+    the rest of the process, and write them atomically (see
+    :mod:`.writing`): the one call for your own scripts. SMT-MM's tools and
+    runner do not need it."""
+    from mmengine.fileio import register_backend
+
+    from .writing import AtomicLocalBackend
+    CheckpointLoader._schemes = _safe_schemes(CheckpointLoader._schemes)
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')

@@ -1,0 +1,154 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""The runner of SMT-MM's configs and tools: mmengine's ``Runner`` with
+checkpoints read safely, loaded strictly and written atomically."""
+import glob
+import logging
+import os.path as osp
+import re
+from typing import Dict, Optional
+
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from smt_mm.checkpoint import (ATOMIC_BACKEND, is_complete_checkpoint,
+                               load_checked, read_checkpoint,
+                               remove_stale_temporaries, safe_loading)
+from smt_mm.errors import (CheckpointLoadError, CheckpointMismatchError,
+                           CorruptCheckpointError)
+from smt_mm.models.utils import is_official_state_dict, official_to_classifier
+
+
+@RUNNERS.register_module()
+class SMTRunner(Runner):
+    """mmengine's ``Runner``, trustworthy with checkpoint files.
+
+    Configs select it with ``runner_type = 'SMTRunner'`` (all of SMT-MM's
+    do, and its tools use it for any config that names no other runner).
+    Compared with mmengine's runner:
+
+    * ``load_from``, ``--resume`` and ``tools/test.py CHECKPOINT`` read
+      files with :func:`smt_mm.checkpoint.read_checkpoint` (weights only,
+      URLs cached, config text stored in the file never executed), and so
+      does every ``Pretrained`` init while the model is initialised;
+    * the weights must fit the model: a missing, unexpected or wrongly
+      shaped key or a non-finite tensor stops the run with one line.
+      ``load_strict = False`` in the config loads the fitting part and
+      lists what was skipped;
+    * an official SMT release file (state dict under ``model``) loads into
+      an SMT classifier as is; for other models the error says to use it
+      as the backbone's ``init_cfg``;
+    * ``--resume`` skips a damaged checkpoint for the newest intact one in
+      the same folder, with a warning;
+    * checkpoints are written atomically with the user's umask, and
+      temporary files left by an interrupted save are removed when
+      training starts.
+    """
+
+    def _init_model_weights(self) -> None:
+        with safe_loading():
+            super()._init_model_weights()
+
+    def train(self):
+        if self.rank == 0:
+            for path in remove_stale_temporaries(self.work_dir):
+                print_log(
+                    f'removed {path}, left by an interrupted save',
+                    logger='current')
+        return super().train()
+
+    def load_checkpoint(self,
+                        filename: str,
+                        map_location='cpu',
+                        strict: Optional[bool] = None,
+                        revise_keys: list = [(r'^module\.', '')]):
+        """Load ``filename`` into the model, strictly unless the config sets
+        ``load_strict = False`` (or ``strict=False`` is passed)."""
+        if strict is None:
+            strict = self.cfg.get('load_strict', True)
+        checkpoint = read_checkpoint(filename, map_location=map_location)
+        if not isinstance(checkpoint, dict):
+            raise CheckpointLoadError(
+                f'checkpoint {filename} holds a {type(checkpoint).__name__}, '
+                'not a dict of weights')
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) \
+            else self.model
+        state_dict = self._state_dict_for(model, checkpoint, filename)
+        for pattern, replacement in revise_keys:
+            state_dict = {
+                re.sub(pattern, replacement, k): v
+                for k, v in state_dict.items()
+            }
+        load_checked(model, state_dict, filename, strict=strict)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
+
+    @staticmethod
+    def _state_dict_for(model, checkpoint: Dict, filename: str) -> Dict:
+        release = checkpoint.get('model')
+        if isinstance(release, dict) and is_official_state_dict(release):
+            if not _is_smt_classifier(model):
+                raise CheckpointMismatchError(
+                    f'{filename} is an official SMT release file (an '
+                    'ImageNet classifier); it fits a '
+                    f'{type(model).__name__} only as backbone weights: set '
+                    "model.backbone.init_cfg=dict(type='Pretrained', "
+                    f"checkpoint='{filename}') instead of passing it as "
+                    'load_from or the checkpoint to test')
+            return official_to_classifier(release)
+        state_dict = checkpoint.get('state_dict', checkpoint)
+        if not isinstance(state_dict, dict):
+            raise CheckpointLoadError(
+                f'checkpoint {filename} has no state dict')
+        return state_dict
+
+    def resume(self, filename: str, *args, **kwargs) -> None:
+        """mmengine's resume; a damaged ``filename`` is replaced by the
+        newest intact checkpoint beside it."""
+        try:
+            super().resume(filename, *args, **kwargs)
+        except CorruptCheckpointError as err:
+            fallback = _newest_intact_checkpoint(filename)
+            if fallback is None:
+                raise
+            print_log(
+                f'--resume: {err}; resuming from {fallback} instead',
+                logger='current',
+                level=logging.WARNING)
+            super().resume(fallback, *args, **kwargs)
+
+    def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs):
+        """mmengine's checkpoint, written through the atomic backend when
+        ``out_dir`` is a local folder."""
+        local = '://' not in str(out_dir)
+        if local and kwargs.get('backend_args') is None and \
+                kwargs.get('file_client_args') is None:
+            kwargs['backend_args'] = dict(backend=ATOMIC_BACKEND)
+        return super().save_checkpoint(out_dir, filename, *args, **kwargs)
+
+
+def _is_smt_classifier(model) -> bool:
+    """An mmpretrain classifier with SMT backbone and a linear head."""
+    from smt_mm.models.backbones import SMT
+    return isinstance(getattr(model, 'backbone', None), SMT) and \
+        hasattr(getattr(model, 'head', None), 'fc')
+
+
+def _newest_intact_checkpoint(filename: str) -> Optional[str]:
+    """The newest complete ``*.pth`` beside ``filename``, other than it."""
+    folder = osp.dirname(osp.abspath(filename))
+    others = [
+        p for p in glob.glob(osp.join(glob.escape(folder), '*.pth'))
+        if osp.abspath(p) != osp.abspath(filename)
+    ]
+    for path in sorted(others, key=osp.getmtime, reverse=True):
+        if is_complete_checkpoint(path):
+            try:
+                read_checkpoint(path)
+            except CheckpointLoadError:
+                continue
+            return path
+    return None
