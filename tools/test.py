@@ -67,8 +67,8 @@ def check_outputs(args) -> None:
     """Outputs never replace an input, nor (without --overwrite) any
     existing file."""
     inputs = [p for p in (args.config, args.checkpoint) if osp.exists(p)]
-    for flag, path in (('--out', args.out),
-                       ('--metrics-out', args.metrics_out)):
+    for flag, path in (('--out', args.out), ('--metrics-out',
+                                             args.metrics_out)):
         if path is None:
             continue
         if any(osp.realpath(path) == osp.realpath(p) for p in inputs):

@@ -38,13 +38,13 @@ from . import unpickler
 # Set to 1 to unpickle trusted legacy files without the safe loader. Such a
 # file can run any code on this machine while it loads.
 UNSAFE_LOAD_ENV = 'SMT_MM_UNSAFE_LOAD'
+# seconds a download may stall (connect or read) before it fails
+_STALL_TIMEOUT = 60
 # Where a checkpoint keeps config text that mmengine would execute:
 # meta['config'] (Runner.resume), meta['cfg'] and
 # message_hub['runtime_info']['cfg'] (the inferencers, given no config).
-# seconds a download may stall (connect or read) before it fails
-_STALL_TIMEOUT = 60
-_CONFIG_TEXT = (('meta', 'config'), ('meta', 'cfg'),
-                ('message_hub', 'runtime_info', 'cfg'))
+_CONFIG_TEXT = (('meta', 'config'), ('meta', 'cfg'), ('message_hub',
+                                                      'runtime_info', 'cfg'))
 
 
 def unsafe_load_enabled() -> bool:
@@ -108,8 +108,8 @@ def safe_load(source, filename: str, map_location='cpu') -> Any:
             'unpickling; the file can run code on this machine',
             logger='current',
             level=logging.WARNING)
-        return torch.load(source, map_location=map_location,
-                          weights_only=False)
+        return torch.load(
+            source, map_location=map_location, weights_only=False)
     try:
         with torch.serialization.safe_globals(unpickler.safe_globals()):
             # weights_only explicit: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD must
@@ -125,8 +125,8 @@ def safe_load(source, filename: str, map_location='cpu') -> Any:
                 f'unpickled ({reason}); if you trust its source, '
                 f'{UNSAFE_LOAD_ENV}=1 loads it unsafely') from None
         raise _corrupt(filename, err) from None
-    except (RuntimeError, EOFError, KeyError, ValueError, OSError,
-            TypeError, IndexError, pickle.PickleError) as err:
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError, TypeError,
+            IndexError, pickle.PickleError) as err:
         raise _corrupt(filename, err) from None
     return drop_config_text(unpickler.materialize(loaded))
 
@@ -157,10 +157,10 @@ def _refusal_reason(err: Exception) -> str:
     switch safe loading off."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     for line in lines[1:]:
-        if not line.startswith(('Check the documentation', 'Please file',
-                                'In PyTorch 2.6', '(1) ', '(2) ',
-                                'WeightsUnpickler error: Unsupported global'
-                                '!!')):
+        if not line.startswith(
+            ('Check the documentation', 'Please file', 'In PyTorch 2.6',
+             '(1) ', '(2) ', 'WeightsUnpickler error: Unsupported global'
+             '!!')):
             return line.replace('WeightsUnpickler error: ', '').rstrip('.')
     return lines[0] if lines else type(err).__name__
 
@@ -290,12 +290,13 @@ def _loader(filename, map_location=None, *args, **kwargs):
 def _safe_schemes(current: Dict[str, Callable]) -> Dict[str, Callable]:
     """Every scheme mmengine knows, served by :func:`read_checkpoint`;
     schemes registered by other code keep their loader."""
-    ours = {'', 'http://', 'https://', 'pavi://', 'modelzoo://',
-            'torchvision://', 'open-mmlab://', 'openmmlab://', 'mmcls://',
-            r'(\S+\:)?s3://', r'(\S+\:)?petrel://'}
-    return type(current)(
-        (prefix, _loader if prefix in ours else loader)
-        for prefix, loader in current.items())
+    ours = {
+        '', 'http://', 'https://', 'pavi://', 'modelzoo://', 'torchvision://',
+        'open-mmlab://', 'openmmlab://', 'mmcls://', r'(\S+\:)?s3://',
+        r'(\S+\:)?petrel://'
+    }
+    return type(current)((prefix, _loader if prefix in ours else loader)
+                         for prefix, loader in current.items())
 
 
 @contextmanager

@@ -111,8 +111,7 @@ def safe_globals() -> List:
     """``(object, pickled name)`` pairs for
     :func:`torch.serialization.safe_globals`."""
     from mmengine.logging import HistoryBuffer
-    pairs = [(_DType, 'numpy.dtype'), (_Array, 'numpy.ndarray'),
-             HistoryBuffer,
+    pairs = [(_DType, 'numpy.dtype'), (_Array, 'numpy.ndarray'), HistoryBuffer,
              (_history_buffer_getattr, '__builtin__.getattr'),
              (_history_buffer_getattr, 'builtins.getattr')]
     for module in _NUMPY_MODULES:  # numpy 2.x and 1.x spellings

@@ -84,14 +84,18 @@ def remove_stale_temporaries(folder: str) -> List[str]:
     return removed
 
 
-def is_complete_checkpoint(path: str) -> bool:
-    """Cheap check that ``path`` is a whole torch (zip) checkpoint.
+def is_complete_checkpoint(path: str, verify_data: bool = False) -> bool:
+    """Whether ``path`` is a whole torch (zip) checkpoint.
 
     A truncated zip has no central directory at its end, so opening it
-    fails; the tensors themselves are not read.
+    fails. With ``verify_data`` every record is also read and checked
+    against the CRC-32 that ``torch.save`` stores (damage inside a file
+    that torch itself would load without noticing).
     """
     try:
         with zipfile.ZipFile(path) as archive:
-            return bool(archive.namelist())
-    except (OSError, zipfile.BadZipFile):
+            if not archive.namelist():
+                return False
+            return not verify_data or archive.testzip() is None
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile):
         return False

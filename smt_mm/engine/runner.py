@@ -5,7 +5,8 @@ import glob
 import logging
 import os.path as osp
 import re
-from typing import Dict, Optional
+import zipfile
+from typing import Optional
 
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -15,9 +16,8 @@ from mmengine.runner import Runner
 from smt_mm.checkpoint import (ATOMIC_BACKEND, is_complete_checkpoint,
                                load_checked, read_checkpoint,
                                remove_stale_temporaries, safe_loading)
-from smt_mm.errors import (CheckpointLoadError, CheckpointMismatchError,
-                           CorruptCheckpointError)
-from smt_mm.models.utils import is_official_state_dict, official_to_classifier
+from smt_mm.errors import CheckpointLoadError, CorruptCheckpointError
+from smt_mm.models.utils import model_state_dict
 
 
 @RUNNERS.register_module()
@@ -68,14 +68,10 @@ class SMTRunner(Runner):
         if strict is None:
             strict = self.cfg.get('load_strict', True)
         checkpoint = read_checkpoint(filename, map_location=map_location)
-        if not isinstance(checkpoint, dict):
-            raise CheckpointLoadError(
-                f'checkpoint {filename} holds a {type(checkpoint).__name__}, '
-                'not a dict of weights')
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) \
             else self.model
-        state_dict = self._state_dict_for(model, checkpoint, filename)
+        state_dict = model_state_dict(model, checkpoint, filename)
         for pattern, replacement in revise_keys:
             state_dict = {
                 re.sub(pattern, replacement, k): v
@@ -86,29 +82,11 @@ class SMTRunner(Runner):
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
 
-    @staticmethod
-    def _state_dict_for(model, checkpoint: Dict, filename: str) -> Dict:
-        release = checkpoint.get('model')
-        if isinstance(release, dict) and is_official_state_dict(release):
-            if not _is_smt_classifier(model):
-                raise CheckpointMismatchError(
-                    f'{filename} is an official SMT release file (an '
-                    'ImageNet classifier); it fits a '
-                    f'{type(model).__name__} only as backbone weights: set '
-                    "model.backbone.init_cfg=dict(type='Pretrained', "
-                    f"checkpoint='{filename}') instead of passing it as "
-                    'load_from or the checkpoint to test')
-            return official_to_classifier(release)
-        state_dict = checkpoint.get('state_dict', checkpoint)
-        if not isinstance(state_dict, dict):
-            raise CheckpointLoadError(
-                f'checkpoint {filename} has no state dict')
-        return state_dict
-
     def resume(self, filename: str, *args, **kwargs) -> None:
         """mmengine's resume; a damaged ``filename`` is replaced by the
         newest intact checkpoint beside it."""
         try:
+            _check_intact(filename)
             super().resume(filename, *args, **kwargs)
         except CorruptCheckpointError as err:
             fallback = _newest_intact_checkpoint(filename)
@@ -130,11 +108,14 @@ class SMTRunner(Runner):
         return super().save_checkpoint(out_dir, filename, *args, **kwargs)
 
 
-def _is_smt_classifier(model) -> bool:
-    """An mmpretrain classifier with SMT backbone and a linear head."""
-    from smt_mm.models.backbones import SMT
-    return isinstance(getattr(model, 'backbone', None), SMT) and \
-        hasattr(getattr(model, 'head', None), 'fc')
+def _check_intact(filename: str) -> None:
+    """Refuse a local zip checkpoint whose records fail their CRC check
+    (torch would load the damaged tensors without noticing)."""
+    if '://' not in filename and zipfile.is_zipfile(filename) and \
+            not is_complete_checkpoint(filename, verify_data=True):
+        raise CorruptCheckpointError(
+            f'checkpoint {filename} is damaged (a record fails its CRC '
+            'check)')
 
 
 def _newest_intact_checkpoint(filename: str) -> Optional[str]:
@@ -145,7 +126,7 @@ def _newest_intact_checkpoint(filename: str) -> Optional[str]:
         if osp.abspath(p) != osp.abspath(filename)
     ]
     for path in sorted(others, key=osp.getmtime, reverse=True):
-        if is_complete_checkpoint(path):
+        if is_complete_checkpoint(path, verify_data=True):
             try:
                 read_checkpoint(path)
             except CheckpointLoadError:

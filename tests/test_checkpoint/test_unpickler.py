@@ -109,8 +109,8 @@ class FlaggedDType:
     """A float64 dtype whose pickled state claims object-holding flags."""
 
     def __reduce__(self):
-        return (np.dtype, ('f8', False, True),
-                (3, '<', None, None, None, -1, -1, 0x1 | 0x8))
+        return (np.dtype, ('f8', False, True), (3, '<', None, None, None, -1,
+                                                -1, 0x1 | 0x8))
 
 
 ATTACKS = {

@@ -11,9 +11,9 @@ from helpers import REPO, run_tool
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from smt_mm.errors import CheckpointMismatchError
 from smt_mm.models import SMT
-from smt_mm.models.utils import (CheckpointMismatchError,
-                                 convert_official_checkpoint)
+from smt_mm.models.utils import convert_official_checkpoint
 from smt_mm.utils.digits import make_digits_dataset
 
 CLS_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs/cls/smt_*.py')))

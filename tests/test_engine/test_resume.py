@@ -1,6 +1,7 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""A training run killed mid-epoch resumes and repeats exactly the losses
-of an uninterrupted run; checkpoint writes are atomic."""
+"""A training run killed mid-way (epoch- or iteration-based, data loaded in
+the main process) resumes and repeats exactly the losses of an
+uninterrupted run; checkpoint writes are atomic."""
 import glob
 import json
 import os
@@ -14,11 +15,21 @@ import torch
 from helpers import REPO, run_tool, write_tiny_det_config
 from mmengine.config import Config
 
-from smt_mm.safe_io import AtomicLocalBackend, is_complete_checkpoint
+from smt_mm.checkpoint import AtomicLocalBackend, is_complete_checkpoint
 from smt_mm.utils.resume import latest_complete_checkpoint, set_resume
 
 TRAIN = [sys.executable, 'tools/train.py']
-KILL_AT = (2, 1)  # (epoch, iteration in epoch) logged before SIGKILL
+# The log line after which the run is killed: epoch 2, iteration 1 of 2
+# (epoch 1's checkpoint saved); iteration 3 of 6 (iteration 2's saved).
+KILL_AFTER = {'epoch': 'Epoch(train) [2][1/', 'iter': 'Iter(train) [3/6]'}
+ITER_BASED = """
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=6,
+                 val_interval=100)
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False,
+                        begin=0, end=6)]
+default_hooks = dict(checkpoint=dict(by_epoch=False, interval=2))
+log_processor = dict(by_epoch=False)
+"""
 
 
 def logged_losses(work_dir):
@@ -38,9 +49,8 @@ def logged_losses(work_dir):
     return found
 
 
-def train_until_killed(config, work_dir):
-    """Start training and SIGKILL it once epoch 2 has logged iteration 1
-    of 2 (epoch 1's checkpoint is on disk, epoch 2 is half done)."""
+def train_until_killed(config, work_dir, marker):
+    """Start training and SIGKILL it once ``marker`` is logged."""
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     proc = subprocess.Popen(
         TRAIN + [config, '--work-dir', str(work_dir)],
@@ -49,7 +59,6 @@ def train_until_killed(config, work_dir):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True)
-    marker = 'Epoch(train) [{}][{}/'.format(*KILL_AT)
     try:
         for line in proc.stdout:
             if marker in line:
@@ -61,27 +70,35 @@ def train_until_killed(config, work_dir):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_with_identical_losses(tmp_path):
+@pytest.mark.parametrize('loop', ['epoch', 'iter'])
+def test_killed_run_resumes_with_identical_losses(tmp_path, loop):
     config = write_tiny_det_config(
-        tmp_path / 'data', num_train=4, batch_size=2, max_epochs=3)
+        tmp_path / 'data',
+        num_train=4,
+        batch_size=2,
+        max_epochs=3,
+        extra=ITER_BASED if loop == 'iter' else '')
     reference = tmp_path / 'reference'
     run_tool(TRAIN + [config, '--work-dir', str(reference)])
     expected = logged_losses(reference)
-    assert sorted(expected) == list(range(1, 7))  # 3 epochs x 2 iters
+    assert sorted(expected) == list(range(1, 7))  # 6 iterations
 
     work_dir = tmp_path / 'killed'
-    train_until_killed(config, work_dir)
-    assert not osp.exists(work_dir / 'epoch_2.pth')
+    train_until_killed(config, work_dir, KILL_AFTER[loop])
+    last = 'epoch_3.pth' if loop == 'epoch' else 'iter_6.pth'
+    assert not osp.exists(work_dir / last)
     proc = run_tool(TRAIN + [config, '--work-dir', str(work_dir), '--resume'])
-    assert 'resumed epoch: 1, iter: 2' in proc.stdout + proc.stderr
+    resumed_at = 'epoch: 1, iter: 2' if loop == 'epoch' else \
+        'epoch: 0, iter: 2'
+    assert f'resumed {resumed_at}' in proc.stdout + proc.stderr
     resumed = logged_losses(work_dir)
     # Iteration 3 ran twice (before the kill and after the resume); the
     # files are read in time order, so the resumed run's values are kept.
     assert sorted(resumed) == list(range(1, 7))
     for it in range(3, 7):
         assert resumed[it] == expected[it], f'iteration {it} differs'
-    final = torch.load(work_dir / 'epoch_3.pth', map_location='cpu')
-    ref = torch.load(reference / 'epoch_3.pth', map_location='cpu')
+    final = torch.load(work_dir / last, map_location='cpu')
+    ref = torch.load(reference / last, map_location='cpu')
     for key, value in ref['state_dict'].items():
         assert torch.equal(final['state_dict'][key], value), key
 
@@ -95,10 +112,9 @@ def _write_with_file_size_limit(path, size, limit):
         # Python ignores SIGXFSZ; restore the kernel's default: terminate.
         'signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n'
         f'sys.path.insert(0, {REPO!r})\n'
-        'import smt_mm\n'
-        'from mmengine.fileio import get_file_backend\n'
+        'from smt_mm.checkpoint import AtomicLocalBackend\n'
         f'resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n'
-        f'get_file_backend({str(path)!r}).put(b"n" * {size}, {str(path)!r})\n')
+        f'AtomicLocalBackend().put(b"n" * {size}, {str(path)!r})\n')
     proc = subprocess.run([sys.executable, '-c', code],
                           cwd=REPO,
                           capture_output=True)

@@ -12,7 +12,7 @@ runner_type = 'SMTRunner'
 
 num_classes = 1000
 model = dict(
-    type='ImageClassifier',
+    type='SMTClassifier',
     # Only the last stage feeds the head (global average pool of norm4).
     backbone=dict(type='SMT', arch='tiny', out_indices=(3, ),
                   drop_path_rate=0.1),

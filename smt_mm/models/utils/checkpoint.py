@@ -1,12 +1,15 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""Loading pretrained weights into the SMT backbone.
+"""Loading checkpoints into SMT models.
 
 The backbone's ``init_cfg=dict(type='Pretrained', checkpoint=...)`` takes an
 official release file (state dict under ``model``, official key names), an
 mmengine checkpoint of this toolkit or a bare state dict, from a path or URL
 (:func:`smt_mm.checkpoint.read_checkpoint`: safe, cached downloads), and
 loads it strictly: only a classification head may be left out.
+:func:`load_model_weights` loads a whole-model checkpoint (or a release file
+into an SMT classifier) the same way, for the runner and the tools.
 """
+import re
 from typing import Dict, Optional
 
 import torch.nn as nn
@@ -14,7 +17,8 @@ from mmengine.logging import print_log
 
 from smt_mm.checkpoint import load_checked, read_checkpoint
 from smt_mm.errors import CheckpointMismatchError
-from .ckpt_convert import convert_official_state_dict, is_official_state_dict
+from .ckpt_convert import (convert_official_state_dict, is_official_state_dict,
+                           official_to_classifier)
 
 
 def _strip_prefix(state_dict: Dict, prefix: str) -> Dict:
@@ -77,3 +81,63 @@ def load_pretrained_backbone(module: nn.Module,
     print_log(
         f'SMT: loaded {len(state_dict)} tensors from {filename}',
         logger='current')
+
+
+def model_state_dict(model: nn.Module, checkpoint: Dict,
+                     filename: str) -> Dict:
+    """The whole-model state dict of a loaded checkpoint: its
+    ``state_dict`` (or the dict itself), or an official release file mapped
+    onto an SMT classifier; a release file for any other model is refused,
+    naming the backbone ``init_cfg`` as the way to use it."""
+    if not isinstance(checkpoint, dict):
+        raise CheckpointMismatchError(
+            f'checkpoint {filename} holds a {type(checkpoint).__name__}, '
+            'not a dict of weights')
+    release = checkpoint.get('model')
+    if isinstance(release, dict) and is_official_state_dict(release):
+        if not _is_smt_classifier(model):
+            raise CheckpointMismatchError(
+                f'{filename} is an official SMT release file (an ImageNet '
+                f'classifier); it fits a {type(model).__name__} only as '
+                "backbone weights: set model.backbone.init_cfg=dict(type="
+                f"'Pretrained', checkpoint='{filename}') instead of passing "
+                'it as load_from or the checkpoint to test')
+        return official_to_classifier(release)
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state_dict, dict):
+        raise CheckpointMismatchError(
+            f'checkpoint {filename} has no state dict')
+    return state_dict
+
+
+def _is_smt_classifier(model: nn.Module) -> bool:
+    """A classifier with SMT backbone and a linear head (``head.fc``)."""
+    from ..backbones import SMT
+    return isinstance(getattr(model, 'backbone', None), SMT) and \
+        hasattr(getattr(model, 'head', None), 'fc')
+
+
+def load_model_weights(
+    model: nn.Module,
+    filename: str,
+    strict: bool = True,
+    map_location='cpu',
+    revise_keys=((r'^module\.', ''), )) -> Dict:
+    """Read ``filename`` safely and load it into ``model`` (a whole model:
+    classifier, detector, segmentor), strictly unless ``strict=False``.
+
+    Returns the loaded checkpoint (e.g. for its ``meta``).
+
+    Examples:
+        >>> from smt_mm.models.utils import load_model_weights
+        >>> load_model_weights(model, 'smt_tiny.pth')  # release file
+    """
+    checkpoint = read_checkpoint(filename, map_location=map_location)
+    state_dict = model_state_dict(model, checkpoint, filename)
+    for pattern, replacement in revise_keys:
+        state_dict = {
+            re.sub(pattern, replacement, k): v
+            for k, v in state_dict.items()
+        }
+    load_checked(model, state_dict, filename, strict=strict)
+    return checkpoint

@@ -13,8 +13,8 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import torch
 from mmengine.registry import MODELS
 
-from smt_mm.errors import CheckpointMismatchError, SMTConfigError
 from smt_mm.checkpoint import describe_mismatch
+from smt_mm.errors import CheckpointMismatchError, SMTConfigError
 from .ckpt_convert import convert_official_state_dict, is_official_state_dict
 
 PRESETS = ('tiny', 'small', 'base', 'large')

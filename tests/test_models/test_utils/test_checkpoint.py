@@ -4,8 +4,9 @@ import re
 import pytest
 import torch
 
+from smt_mm.errors import CheckpointMismatchError
 from smt_mm.models import SMT
-from smt_mm.models.utils import CheckpointMismatchError, convert_official_key
+from smt_mm.models.utils import convert_official_key
 
 
 def official_arch(fixtures_dir):
@@ -140,7 +141,7 @@ def test_checkpoint_of_another_arch_names_shapes(fixtures_dir):
     with pytest.raises(CheckpointMismatchError) as err:
         pretrained(wrong, osp.join(fixtures_dir, 'smt_tiny_official.pth'))
     assert 'shape mismatch' in str(err.value)
-    assert 'checkpoint (16, 3, 3, 3) vs model (32, 3, 3, 3)' in str(err.value)
+    assert '(file (16, 3, 3, 3), model (32, 3, 3, 3))' in str(err.value)
 
 
 def test_layer_scale_file_into_model_without_it_is_an_error(tmp_path):
