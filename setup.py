@@ -4,6 +4,7 @@ import os.path as osp
 import shutil
 import sys
 from setuptools import find_packages, setup
+from setuptools.command.egg_info import egg_info
 
 HERE = osp.dirname(osp.abspath(__file__))
 # What `smt_mm::PATH` config inheritance (and OpenMMLab's `mim`) look for in
@@ -19,10 +20,20 @@ def read_version():
 
 
 def read_requirements(name):
-    """Requirement lines of ``requirements/<name>``, comments dropped."""
+    """Requirement lines of ``requirements/<name>``, comments dropped.
+
+    ``-r FILE`` lines are followed; other pip options (``-c FILE``) only
+    make sense to pip and are left out of the package metadata.
+    """
     with open(osp.join(HERE, 'requirements', name)) as f:
-        lines = (line.split('#')[0].strip() for line in f)
-        return [line for line in lines if line]
+        lines = [line.split('#')[0].strip() for line in f]
+    requirements = []
+    for line in filter(None, lines):
+        if line.startswith('-r '):
+            requirements += read_requirements(line[3:].strip())
+        elif not line.startswith('-'):
+            requirements.append(line)
+    return requirements
 
 
 def add_mim_extension():
@@ -63,6 +74,25 @@ def add_mim_extension():
             shutil.copyfile(src, dst)
 
 
+class EggInfo(egg_info):
+    """``egg_info`` that tells ``mim`` where an editable install lives.
+
+    mim (openmim 0.3) finds a package's ``.mim`` folder as
+    ``<distribution location>/<top-level name>``, with pkg_resources. For
+    a PEP 660 editable install the location is site-packages, which holds
+    only the metadata; the code and ``.mim`` stay in the checkout. So the
+    editable wheel's ``top_level.txt`` names the checkout's package folder
+    first (an absolute path, which ``os.path.join`` keeps as it is), then
+    the module name. Regular installs are left as they are.
+    """
+
+    def run(self):
+        super().run()
+        if 'editable_wheel' in sys.argv:
+            with open(osp.join(self.egg_info, 'top_level.txt'), 'w') as f:
+                f.write(f'{osp.join(HERE, "smt_mm")}\nsmt_mm\n')
+
+
 add_mim_extension()
 setup(
     name='smt_mm',
@@ -78,6 +108,11 @@ setup(
     # torch and mmcv are installed first by tools/install.sh (mmcv must be
     # compiled against the installed torch), so they are not listed here.
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={
+        'tests': read_requirements('tests.txt'),
+        'mim': read_requirements('mim.txt'),
+        'deploy': read_requirements('deploy.txt'),
+    },
+    cmdclass={'egg_info': EggInfo},
     license='Apache License 2.0',
     zip_safe=False)

@@ -1,10 +1,18 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """Run a model on one image and save the drawing: boxes, masks and labels
-for detection configs, a class overlay for segmentation configs.
+for detection configs, a class overlay for segmentation configs, the top-5
+classes for classification configs.
 
-    python tools/demo.py IMAGE CONFIG CHECKPOINT --out out.png
+    python tools/demo.py IMAGE CONFIG CHECKPOINT --out out.png [--overwrite]
+
+The drawing never replaces the input image, nor an existing file unless
+``--overwrite`` is given. For classification, CHECKPOINT may also be an
+official SMT release file (converted on the fly and loaded strictly); class
+names come from the checkpoint, else the config's dataset, else indices.
 """
 import argparse
+import contextlib
+import io
 import os.path as osp
 
 import smt_mm  # noqa: F401
@@ -19,12 +27,21 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', default='demo.png', help='output image')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace --out if it exists (never the input image)')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument(
         '--score-thr',
         type=float,
         default=0.3,
         help='hide detections scoring below this')
+    parser.add_argument(
+        '--topk',
+        type=int,
+        default=5,
+        help='classes drawn for classification configs')
     parser.add_argument(
         '--min-size',
         type=int,
@@ -64,7 +81,8 @@ def detect_and_draw(args, cfg):
     from mmdet.apis import inference_detector, init_detector
     from mmdet.registry import VISUALIZERS
 
-    model = init_detector(cfg, args.checkpoint, device=args.device)
+    model = init_detector(cfg, None, device=args.device)
+    set_weights(model, args.checkpoint)
     result = inference_detector(model, args.image)
     visualizer = VISUALIZERS.build(model.cfg.visualizer)
     visualizer.dataset_meta = model.dataset_meta
@@ -91,7 +109,13 @@ def segment_and_draw(args, cfg):
     from mmseg.apis import inference_model, init_model
     from mmseg.registry import VISUALIZERS
 
-    model = init_model(cfg, args.checkpoint, device=args.device)
+    model = init_model(cfg, None, device=args.device)
+    set_weights(model, args.checkpoint)
+    if getattr(model, 'dataset_meta', None) is None:  # a bare state dict
+        from mmseg.registry import DATASETS
+        dataset = cfg.test_dataloader.dataset
+        model.dataset_meta = dataset.get('metainfo') or DATASETS.get(
+            dataset.type).METAINFO
     result = inference_model(model, args.image)
     visualizer = VISUALIZERS.build(model.cfg.visualizer)
     visualizer.dataset_meta = model.dataset_meta
@@ -116,11 +140,95 @@ def segment_and_draw(args, cfg):
     return len(result.pred_sem_seg.data.unique())
 
 
+def check_out(image, out, overwrite):
+    """Refuse an ``out`` that is the input image, a folder, or an existing
+    file without ``overwrite``."""
+    if not osp.lexists(out):
+        return
+    if osp.isdir(out):
+        raise LaunchError(f'--out {out} is a folder; name an image file')
+    same = osp.realpath(out) == osp.realpath(image) or (
+        osp.exists(out) and osp.samefile(out, image))
+    if same:
+        raise LaunchError(f'--out {out} is the input image; name another '
+                          'file (the input is never overwritten)')
+    if not overwrite:
+        raise LaunchError(f'--out {out} exists; pass --overwrite to '
+                          'replace it')
+
+
+def set_weights(model, filename):
+    """Load ``filename`` into ``model`` (read safely, loaded strictly: a
+    wrong file stops with one line instead of a demo of random weights);
+    take the class names of its training set when it has them. Returns
+    the checkpoint's meta dict."""
+    from smt_mm.models.utils import load_model_weights
+    checkpoint = load_model_weights(model, filename)
+    meta = checkpoint.get('meta') or {}
+    if meta.get('dataset_meta'):
+        model.dataset_meta = meta['dataset_meta']
+    return meta
+
+
+def class_names(meta, cfg, num_classes):
+    """Class names: the checkpoint's dataset meta, the config's dataset
+    (its ``metainfo``, or its type's, e.g. ImageNet's 1000), else None."""
+    from mmpretrain.registry import DATASETS
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    dataset_type = dataset.get('type')
+    dataset_class = DATASETS.get(dataset_type) if isinstance(
+        dataset_type, str) else None
+    candidates = [
+        (meta.get('dataset_meta') or {}).get('classes'),
+        (dataset.get('metainfo') or {}).get('classes'),
+        dataset.get('classes'),
+        getattr(dataset_class, 'METAINFO', {}).get('classes'),
+    ]
+    for classes in candidates:
+        # names (not a file of them) for every output of the head
+        if isinstance(classes, (list, tuple)) and len(classes) == num_classes:
+            return list(classes)
+    return None
+
+
+def classify_and_draw(args, cfg):
+    import mmcv
+    from mmpretrain.apis import ImageClassificationInferencer, get_model
+    from mmpretrain.registry import VISUALIZERS
+
+    model = get_model(cfg, device=args.device)  # weights below, strictly
+    meta = set_weights(model, args.checkpoint)
+    num_classes = cfg.model.head.num_classes
+    classes = class_names(meta, cfg, num_classes)
+    inferencer = ImageClassificationInferencer(
+        model, pretrained=False, device=args.device)
+    with contextlib.redirect_stdout(io.StringIO()):  # its progress bar
+        sample = inferencer(args.image, return_datasamples=True)[0]
+    top = sample.pred_score.topk(min(args.topk, num_classes)).indices
+    sample.set_pred_label(top)  # the visualizer draws every label given
+    # mmpretrain's runtime config leaves the (instance) name out
+    visualizer = VISUALIZERS.build(dict(cfg.visualizer, name='smt_demo'))
+    image = mmcv.imread(args.image, channel_order='rgb')
+    short = min(image.shape[:2])
+    visualizer.visualize_cls(
+        image,
+        sample,
+        classes=classes,
+        draw_gt=False,
+        resize=args.min_size if 0 < short < args.min_size else None,
+        out_file=args.out)
+    return [(classes[i] if classes else str(i), sample.pred_score[i].item())
+            for i in top.tolist()]
+
+
 def main(argv=None):
     args = parse_args(argv)
     for path in (args.image, args.checkpoint):
         if not osp.isfile(path):
             raise LaunchError(f'file not found: {path}')
+    if args.topk < 1:
+        raise LaunchError(f'--topk must be at least 1, got {args.topk}')
+    check_out(args.image, args.out, args.overwrite)
     cfg = load_config(args.config)
     task = task_of(cfg)
     if task == 'mmdet':
@@ -130,9 +238,14 @@ def main(argv=None):
     elif task == 'mmseg':
         count = segment_and_draw(args, cfg)
         print(f'{count} classes drawn to {args.out}')
+    elif task == 'mmpretrain':
+        top = classify_and_draw(args, cfg)
+        listed = '; '.join(f'{name} ({score:.2f})' for name, score in top)
+        print(f'top-{len(top)} classes drawn to {args.out}: {listed}')
     else:
-        raise LaunchError(f'demo.py draws detection and segmentation '
-                          f'results; {args.config} is a {task} config')
+        raise LaunchError(f'demo.py draws detection, segmentation and '
+                          f'classification results; {args.config} is a '
+                          f'{task} config')
 
 
 if __name__ == '__main__':

@@ -10,9 +10,13 @@ codebases do, so a config anywhere can inherit ours::
 mmengine only accepts the package names it lists in ``MODULE2PACKAGE``;
 :func:`register_config_package` (run on ``import smt_mm``) adds ours.
 """
+import os.path as osp
+from typing import Optional
+
 from mmengine.config import Config, ConfigDict
 
 PACKAGE = 'smt_mm'
+MODEL_INDEX = 'model-index.yml'
 
 
 def register_config_package() -> None:
@@ -27,6 +31,21 @@ def register_config_package() -> None:
     """
     from mmengine.config import utils
     utils.MODULE2PACKAGE.setdefault(PACKAGE, f'{PACKAGE}.version')
+
+
+def resource_root() -> Optional[str]:
+    """The folder holding ``model-index.yml`` and ``configs/`` for the
+    running ``smt_mm``.
+
+    That is the package's ``.mim`` folder once installed (copies, or links
+    into the checkout for editable installs), else the checkout the package
+    was imported from (``PYTHONPATH``); None when neither has the index.
+    """
+    package_dir = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    for root in (osp.join(package_dir, '.mim'), osp.dirname(package_dir)):
+        if osp.isfile(osp.join(root, MODEL_INDEX)):
+            return root
+    return None
 
 
 def drop_package_scope(cfg: Config) -> Config:

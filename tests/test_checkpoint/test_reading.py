@@ -151,11 +151,30 @@ def run_cli(args):
     return proc.returncode, proc.stdout + proc.stderr, proc.stderr
 
 
+def numpy_attack(tmp_path):
+    """A file whose array has an object field filled from raw bytes."""
+
+    class RawArray:
+
+        def __reduce__(self):
+            return (np.core.multiarray._reconstruct, (np.ndarray, (0, ), b'b'),
+                    (1, (1, ), np.dtype([('a', 'O')]), False, b'A' * 8))
+
+    path = tmp_path / 'numpy_attack.pth'
+    with np.testing.suppress_warnings() as sup:
+        sup.filter(DeprecationWarning)
+        torch.save({'state_dict': {'w': torch.ones(1)}, 'x': RawArray()}, path)
+    return str(path)
+
+
 @pytest.mark.slow
-def test_tools_refuse_code_with_one_line(evil, tmp_path):
+@pytest.mark.parametrize('attack', ['code', 'numpy'])
+def test_tools_refuse_code_with_one_line(evil, tmp_path, attack):
     """tools/train.py --resume, load_from, tools/test.py CHECKPOINT and
     tools/convert_official.py."""
     path, marker = evil
+    if attack == 'numpy':
+        path = numpy_attack(tmp_path)
     config = write_tiny_det_config(tmp_path / 'data', num_train=2)
     work = str(tmp_path / 'work')
     runs = [
@@ -271,3 +290,20 @@ def test_urls_download_once_and_load_safely(http_server, fixtures_dir, evil,
 def test_unknown_scheme_is_one_line():
     with pytest.raises(CheckpointLoadError, match='unknown scheme ftp://'):
         read_checkpoint('ftp://host/x.pth')
+
+
+def test_inferencers_never_execute_config_text(tmp_path):
+    """mmdet's inferencer given weights but no config executes the config
+    text stored in the file; inside safe_loading that text is gone."""
+    from mmdet.apis import DetInferencer
+    marker = tmp_path / 'pwned'
+    payload = f'open({str(marker)!r}, "w").close()\nmodel = dict()\n'
+    path = str(tmp_path / 'epoch_1.pth')
+    torch.save({'meta': {'cfg': payload}, 'state_dict': {}}, path)
+    with pytest.raises(Exception):  # control: mmengine's own loader
+        DetInferencer(weights=path, device='cpu')
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(Exception), safe_loading():
+        DetInferencer(weights=path, device='cpu')
+    assert not marker.exists()

@@ -11,6 +11,7 @@ from helpers import REPO, run_tool
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from smt_mm.checkpoint import read_checkpoint
 from smt_mm.errors import CheckpointMismatchError
 from smt_mm.models import SMT
 from smt_mm.models.utils import convert_official_checkpoint
@@ -255,7 +256,7 @@ def test_digits_run_end_to_end_and_its_backbone_serves_detection(tmp_path):
     top1 = json.loads(metrics.read_text())['accuracy/top1']
     assert top1 >= 90.0, top1
 
-    trained = torch.load(checkpoint)['state_dict']
+    trained = read_checkpoint(str(checkpoint))['state_dict']
     detector_backbone = SMT(
         'tiny', init_cfg=dict(type='Pretrained', checkpoint=str(checkpoint)))
     detector_backbone.init_weights()

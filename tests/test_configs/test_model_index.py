@@ -11,6 +11,7 @@ OFFICIAL_FILES = {
     'smt_tiny.pth', 'smt_small.pth', 'smt_base.pth', 'smt_large_22k.pth',
     'smt_large_22k_224_ft.pth', 'smt_large_22k_384_ft.pth'
 }
+RELEASES = 'https://github.com/AFeng-x/SMT/releases/download/v1.0.0/'
 
 
 def load(path):
@@ -45,7 +46,10 @@ def test_metafile_matches_configs(metafile):
         assert model['Name'] == osp.splitext(osp.basename(model['Config']))[0]
         for key in ('Training Data', 'Training Resources', 'Architecture'):
             assert key in model['Metadata'], (model['Name'], key)
-        assert model['Weights'] in OFFICIAL_FILES | {None}
+        weights = model['Weights']
+        assert weights is None or (
+            weights.startswith(RELEASES)
+            and osp.basename(weights) in OFFICIAL_FILES), weights
         pretrained = model['Metadata'].get('Pretrained')
         assert pretrained in OFFICIAL_FILES | {None}
         for result in model['Results'] or []:

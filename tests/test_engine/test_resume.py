@@ -15,7 +15,8 @@ import torch
 from helpers import REPO, run_tool, write_tiny_det_config
 from mmengine.config import Config
 
-from smt_mm.checkpoint import AtomicLocalBackend, is_complete_checkpoint
+from smt_mm.checkpoint import (AtomicLocalBackend, is_complete_checkpoint,
+                               read_checkpoint)
 from smt_mm.utils.resume import latest_complete_checkpoint, set_resume
 
 TRAIN = [sys.executable, 'tools/train.py']
@@ -27,7 +28,9 @@ train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=6,
                  val_interval=100)
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False,
                         begin=0, end=6)]
-default_hooks = dict(checkpoint=dict(by_epoch=False, interval=2))
+default_hooks = dict(logger=dict(interval=1),
+                     checkpoint=dict(by_epoch=False, interval=2,
+                                     max_keep_ckpts=5))
 log_processor = dict(by_epoch=False)
 """
 
@@ -97,8 +100,8 @@ def test_killed_run_resumes_with_identical_losses(tmp_path, loop):
     assert sorted(resumed) == list(range(1, 7))
     for it in range(3, 7):
         assert resumed[it] == expected[it], f'iteration {it} differs'
-    final = torch.load(work_dir / last, map_location='cpu')
-    ref = torch.load(reference / last, map_location='cpu')
+    final = read_checkpoint(str(work_dir / last))
+    ref = read_checkpoint(str(reference / last))
     for key, value in ref['state_dict'].items():
         assert torch.equal(final['state_dict'][key], value), key
 

@@ -5,9 +5,9 @@ import re
 import sys
 
 import pytest
-import torch
 from helpers import REPO, run_tool, write_tiny_det_config
 
+from smt_mm.checkpoint import read_checkpoint
 from smt_mm.utils.synthetic_coco import make_synthetic_coco
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ def train(config, work_dir, *extra):
 
 
 def meta_of(path):
-    return torch.load(path, map_location='cpu')['meta']
+    return read_checkpoint(str(path))['meta']
 
 
 def test_train_resume_and_test(tiny_det_config, tmp_path):
