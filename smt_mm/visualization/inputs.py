@@ -1,0 +1,167 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""What the visualisation tools share: a model built from a config (mmdet,
+mmseg or mmpretrain) with optional weights, images prepared as the model
+gets them, and the rules for the output folder."""
+import copy
+import glob
+import os
+import os.path as osp
+from importlib import import_module
+from typing import List, NamedTuple, Optional, Sequence
+
+import numpy as np
+import torch
+
+from smt_mm.errors import LaunchError
+from smt_mm.utils.config import innermost_dataset, task_of
+
+
+class NetworkInput(NamedTuple):
+    """One image as the network sees it.
+
+    Attributes:
+        inputs (Tensor): (1, 3, H, W) batch after the data preprocessor
+            (normalised, channel order converted, padded).
+        image (ndarray): (h, w, 3) uint8 RGB image after the test pipeline
+            (h <= H, w <= W: padding goes to the bottom and right).
+    """
+    inputs: torch.Tensor
+    image: np.ndarray
+
+
+def check_files(*paths: Optional[str]) -> None:
+    """Fail with one line if a given input file does not exist."""
+    for path in paths:
+        if path is not None and not osp.isfile(path):
+            raise LaunchError(f'file not found: {path}')
+
+
+def _load_weights(model: torch.nn.Module, checkpoint: str) -> None:
+    """Read ``checkpoint`` safely and load it into ``model`` strictly (a
+    release file into a classifier too); a file that does not fit stops
+    with one line."""
+    from smt_mm.models.utils import load_model_weights
+    load_model_weights(model, checkpoint)
+
+
+def _random_init(model: torch.nn.Module) -> None:
+    """Initialise without printing mmengine's per-parameter report (one
+    INFO line per weight)."""
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('smt_mm_visualization', log_level='WARNING')
+    model.init_weights()
+
+
+def build_model(cfg, checkpoint: Optional[str] = None, device: str = 'cpu'):
+    """The config's model in eval mode, with ``checkpoint`` loaded or,
+    without one, randomly initialised (a warning says so).
+
+    The backbone's own ``init_cfg`` (a pretrained file) is ignored: either
+    the checkpoint holds all weights or the model is random.
+    """
+    from mmengine.registry import init_default_scope
+    task = task_of(cfg)
+    init_default_scope(task)
+    model_cfg = copy.deepcopy(cfg.model)
+    if task == 'mmpretrain':
+        # mmpretrain configs keep the preprocessor at the top level
+        model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
+    if 'backbone' not in model_cfg:
+        raise LaunchError('the config has no model.backbone to look into')
+    model_cfg.backbone.init_cfg = None
+    model = import_module(f'{task}.registry').MODELS.build(model_cfg)
+    if checkpoint is None:
+        print('warning: no CHECKPOINT given: the model is randomly '
+              'initialised, so the maps show an untrained network')
+        _random_init(model)
+    else:
+        _load_weights(model, checkpoint)
+    return model.to(device).eval()
+
+
+def smt_backbone(model):
+    """``model.backbone``, checked to be SMT."""
+    from smt_mm.models import SMT
+    backbone = getattr(model, 'backbone', None)
+    if not isinstance(backbone, SMT):
+        raise LaunchError('these tools look inside an SMT backbone; '
+                          f'model.backbone is {type(backbone).__name__}')
+    return backbone
+
+
+def inference_pipeline(cfg, task: str):
+    """The config's test pipeline without annotation loading (an image
+    alone has none), built with the task's transforms."""
+    from mmcv.transforms import Compose
+    dataloader = cfg.get('test_dataloader') or {}
+    pipeline = innermost_dataset(dataloader.get('dataset', {})).get(
+        'pipeline', cfg.get('test_pipeline'))
+    if not pipeline:
+        raise LaunchError('the config has no test pipeline '
+                          '(test_dataloader.dataset.pipeline)')
+    registry = import_module(f'{task}.registry').TRANSFORMS
+    return Compose([
+        registry.build(t) for t in pipeline
+        if 'Annotations' not in t['type'].split('.')[-1]
+    ])
+
+
+def _rgb(packed: torch.Tensor) -> np.ndarray:
+    """(3, h, w) packed image (OpenMMLab loads BGR) as (h, w, 3) RGB."""
+    return np.ascontiguousarray(packed.numpy().transpose(1, 2, 0)[..., ::-1])
+
+
+def load_image(cfg, model, path: str) -> NetworkInput:
+    """Run ``path`` through the test pipeline and the data preprocessor."""
+    import mmcv
+    from mmengine.dataset import pseudo_collate
+    try:
+        readable = mmcv.imread(path) is not None
+    except Exception:  # mmcv raises several types for non-images
+        readable = False
+    if not readable:
+        raise LaunchError(f'cannot read image {path}')
+    data = inference_pipeline(cfg, task_of(cfg))(dict(img_path=path))
+    if data is None:
+        raise LaunchError(f'the test pipeline dropped {path}')
+    batch = model.data_preprocessor(pseudo_collate([data]), False)
+    return NetworkInput(batch['inputs'], _rgb(data['inputs']))
+
+
+def preprocess(model, images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """A batch of same-size (3, H, W) uint8 BGR images through the model's
+    data preprocessor (normalisation and channel order of the config)."""
+    return model.data_preprocessor({'inputs': list(images)}, False)['inputs']
+
+
+def prepare_out_dir(out: str,
+                    patterns: Sequence[str],
+                    overwrite: bool,
+                    inputs: Sequence[str] = ()) -> List[str]:
+    """Create ``out`` for a run writing files named like ``patterns``.
+
+    Refuses a folder holding such files of an earlier run unless
+    ``overwrite`` (then they are deleted, so the folder shows this run
+    only), and never lets an input of the run be deleted or overwritten.
+    Returns the deleted files.
+    """
+    if osp.exists(out) and not osp.isdir(out):
+        raise LaunchError(f'--out {out} is a file, not a folder')
+    os.makedirs(out, exist_ok=True)
+    previous = sorted({
+        path
+        for pattern in patterns
+        for path in glob.glob(osp.join(out, pattern))
+    })
+    for path in previous:
+        if any(osp.exists(p) and osp.samefile(path, p) for p in inputs):
+            raise LaunchError(f'{path} is an input of this run and would be '
+                              'overwritten; choose another --out')
+    if previous and not overwrite:
+        raise LaunchError(
+            f'{out} already holds {len(previous)} file(s) of an earlier run '
+            f'(e.g. {osp.basename(previous[0])}); pass --overwrite to '
+            'replace them or choose another --out')
+    for path in previous:
+        os.remove(path)
+    return previous

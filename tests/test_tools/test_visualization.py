@@ -1,0 +1,344 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Looking inside the model: modulation / attention maps
+(tools/analysis/vis_modulation.py) and effective receptive fields
+(tools/analysis/erf.py), on tiny random models and small images."""
+import hashlib
+import json
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+from helpers import MINI_ARCH, QUICKSTART, REPO, run_tool
+from PIL import Image, ImageDraw
+
+CLS = osp.join(REPO, 'configs/cls/smt_t_in1k.py')
+# MINI_ARCH has depths 1, 2, 3, 1: stage 3 alternates SAM, MSA, SAM
+MINI_PNGS = [
+    'stage1_block1_sam.png', 'stage2_block1_sam.png', 'stage2_block2_sam.png',
+    'stage3_block1_sam.png', 'stage3_block2_msa.png', 'stage3_block3_sam.png',
+    'stage4_block1_msa.png'
+]
+
+
+@pytest.fixture(scope='module')
+def work(tmp_path_factory):
+    """Tiny classification and detection configs and a small picture."""
+    root = tmp_path_factory.mktemp('vis')
+    arch = f'arch=dict(_delete_=True, **{MINI_ARCH!r})'
+    (root / 'cls.py').write_text(
+        f'_base_ = [{CLS!r}]\n'
+        f'model = dict(backbone=dict({arch}), head=dict(in_channels=128))\n')
+    (root / 'det.py').write_text(
+        f'_base_ = [{QUICKSTART!r}]\n'
+        f'model = dict(backbone=dict({arch}),\n'
+        '             neck=dict(in_channels=[16, 32, 64, 128]))\n')
+    image = Image.new('RGB', (96, 80))
+    draw = ImageDraw.Draw(image)
+    for x in range(96):
+        draw.line([(x, 0), (x, 79)], fill=(2 * x, 60, 200 - 2 * x))
+    draw.rectangle([10, 12, 40, 50], fill=(250, 250, 30))
+    draw.ellipse([55, 30, 85, 70], fill=(20, 20, 20))
+    image.save(root / 'picture.png')
+    return root
+
+
+def digest(path):
+    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+def assert_picture(path, min_size=150):
+    """A readable, non-uniform image."""
+    with Image.open(path) as img:
+        pixels = np.asarray(img.convert('RGB'))
+    assert min(pixels.shape[:2]) >= min_size, (path, pixels.shape)
+    assert pixels.std() > 5, f'uniform image {path}'
+
+
+def assert_one_line_error(proc, message):
+    """Exit 1 with one ``error:`` line (imports may warn above it)."""
+    assert proc.returncode == 1, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and message in last, proc.stderr
+
+
+def vis_modulation(*args, check=True):
+    return run_tool(
+        [sys.executable, 'tools/analysis/vis_modulation.py', *map(str, args)],
+        check=check)
+
+
+def listed_pngs(stdout):
+    return [
+        line.strip() for line in stdout.splitlines()
+        if line.strip().endswith('.png')
+    ]
+
+
+def test_vis_modulation_cls_random_init(work, tmp_path):
+    image = work / 'picture.png'
+    before = digest(image)
+    out = tmp_path / 'maps'
+    proc = vis_modulation(work / 'cls.py', image, '--out', out)
+    assert 'randomly initialised' in proc.stdout
+    # the test pipeline resizes to 256 and crops 224
+    assert 'image after the test pipeline: 224x224' in proc.stdout
+    written = listed_pngs(proc.stdout)
+    assert [osp.basename(p) for p in written] == MINI_PNGS
+    assert sorted(p.name for p in out.iterdir()) == sorted(MINI_PNGS)
+    for png in written:
+        assert_picture(png, min_size=300)
+    # the SAM figure has 6 panels (3 x 2), stage 4's MSA 17 (5 x 4)
+    with Image.open(out / 'stage1_block1_sam.png') as sam, \
+            Image.open(out / 'stage4_block1_msa.png') as msa:
+        assert sam.width > sam.height and msa.width > sam.width
+    assert digest(image) == before
+
+    # a second run into the same folder is refused in one line
+    proc = vis_modulation(work / 'cls.py', image, '--out', out, check=False)
+    assert_one_line_error(proc, '--overwrite')
+
+
+def test_vis_modulation_det_with_checkpoint(work, tmp_path):
+    import smt_mm  # noqa: F401
+    from smt_mm.utils.config import load_config
+    from smt_mm.visualization.inputs import build_model
+    checkpoint = tmp_path / 'tiny_det.pth'
+    model = build_model(load_config(str(work / 'det.py')))
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    image = work / 'picture.png'
+    out = tmp_path / 'maps'
+    proc = vis_modulation(work / 'det.py', checkpoint, image, '--out', out,
+                          '--stages', '3', '4', '--query', '10', '20')
+    assert 'randomly' not in proc.stdout
+    # Resize to 128 keeping the ratio; padded to 128x128 for the network
+    assert 'image after the test pipeline: 128x107' in proc.stdout
+    assert 'query pixel (10, 20)' in proc.stdout
+    written = sorted(osp.basename(p) for p in listed_pngs(proc.stdout))
+    assert written == sorted(
+        p for p in MINI_PNGS if p.startswith(('stage3', 'stage4')))
+    for png in written:
+        assert_picture(out / png, min_size=300)
+
+
+def test_vis_modulation_bad_query_and_stage(work, tmp_path):
+    import vis_modulation as tool
+
+    from smt_mm.errors import LaunchError
+    for extra, message in ((['--stages', '5'], 'stages 1..4'),
+                           (['--query', '500', '3'], 'outside the image')):
+        with pytest.raises(LaunchError, match=message):
+            tool.main([
+                str(work / 'cls.py'),
+                str(work / 'picture.png'), '--out',
+                str(tmp_path / 'maps'), '--overwrite', *extra
+            ])
+
+
+def test_input_in_out_dir_is_never_overwritten(work, tmp_path):
+    import vis_modulation as tool
+
+    from smt_mm.errors import LaunchError
+    out = tmp_path / 'maps'
+    out.mkdir()
+    image = out / 'stage1_block1_sam.png'
+    image.write_bytes((work / 'picture.png').read_bytes())
+    before = digest(image)
+    with pytest.raises(LaunchError, match='input of this run'):
+        tool.main([
+            str(work / 'cls.py'),
+            str(image), '--out',
+            str(out), '--overwrite'
+        ])
+    assert digest(image) == before
+
+
+def test_prepare_out_dir(tmp_path):
+    from smt_mm.errors import LaunchError
+    from smt_mm.visualization.inputs import prepare_out_dir
+    out = tmp_path / 'new' / 'dir'
+    assert prepare_out_dir(str(out), ['erf*.png'], False) == []
+    assert out.is_dir()
+    (out / 'erf_stage1.png').write_bytes(b'old')
+    (out / 'notes.txt').write_text('mine')
+    with pytest.raises(LaunchError, match='--overwrite'):
+        prepare_out_dir(str(out), ['erf*.png'], False)
+    removed = prepare_out_dir(str(out), ['erf*.png'], True)
+    assert [osp.basename(p) for p in removed] == ['erf_stage1.png']
+    assert (out / 'notes.txt').exists()  # not an output of the tool
+    with pytest.raises(LaunchError, match='not a folder'):
+        prepare_out_dir(str(out / 'notes.txt'), ['erf*.png'], True)
+
+
+@pytest.mark.parametrize('images', [False, True])
+def test_erf_tool(work, tmp_path, images):
+    out = tmp_path / 'erf'
+    args = [
+        sys.executable, 'tools/analysis/erf.py', work / 'cls.py', '--out', out,
+        '--size', '128', '--num', '2'
+    ]
+    picture = work / 'picture.png'
+    before = digest(picture)
+    if images:
+        args += ['--images', picture, work]  # a file and a folder
+    proc = run_tool(list(map(str, args)))
+    assert ('2 images' if images else '2 noise images') in proc.stdout
+    names = [f'erf_stage{s}.png' for s in (1, 2, 3, 4)] + ['erf_stages.png']
+    assert sorted(p.name
+                  for p in out.iterdir()) == sorted(names + ['erf.json'])
+    for name in names:
+        assert_picture(out / name, min_size=250)
+    summary = json.loads((out / 'erf.json').read_text())
+    assert summary['size'] == 128 and summary['num_images'] == 2
+    if images:
+        assert summary['images'] == [str(picture)] * 2
+    else:
+        assert summary['images'] == 'uniform noise, seed 0'
+    sides = {s['stage']: s['side_px'] for s in summary['stages']}
+    for stage, side in sides.items():
+        assert 1 <= side['20%'] <= side['50%'] <= side['99%'] <= 128, sides
+        assert f'stage {stage}: {side["20%"]} / {side["50%"]} / ' \
+               f'{side["99%"]}' in proc.stdout
+    # global attention and depth: stage 4 sees more than stage 1
+    assert sides[4]['50%'] > sides[1]['50%']
+    assert sides[4]['99%'] > sides[1]['99%']
+    assert digest(picture) == before
+
+
+def test_erf_size_must_fit_the_stride(work, tmp_path, capsys):
+    import erf as tool
+    with pytest.raises(SystemExit) as exit_info:
+        tool.parse_args(
+            [str(work / 'cls.py'), '--out',
+             str(tmp_path), '--size', '100'])
+    assert exit_info.value.code == 2
+    assert 'multiple of 32' in capsys.readouterr().err
+
+
+def square_sides(score, fractions=(0.2, 0.5, 0.99)):
+    from smt_mm.visualization.erf import square_sides
+    centre = (score.shape[0] // 2, score.shape[1] // 2)
+    return square_sides(score, centre, fractions)
+
+
+def test_square_sides():
+    delta = np.zeros((33, 33))
+    delta[16, 16] = 1
+    assert square_sides(delta) == {0.2: 1, 0.5: 1, 0.99: 1}
+    flat = np.ones((33, 33))
+    sides = square_sides(flat, (0.25, 1.0))
+    # 17 x 17 = 289 >= 0.25 * 1089 > 15 x 15
+    assert sides == {0.25: 17, 1.0: 33}
+    yy, xx = np.mgrid[:65, :65]
+    blob = np.exp(-((yy - 32)**2 + (xx - 32)**2) / 50.)
+    sides = square_sides(blob)
+    assert sides[0.2] < sides[0.5] < sides[0.99] < 65
+
+
+def hooks_left(model):
+    return [
+        name for name, m in model.named_modules()
+        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+    ]
+
+
+@pytest.fixture
+def mini_smt():
+    from smt_mm.models import SMT
+    torch.manual_seed(0)
+    model = SMT(arch=dict(MINI_ARCH))
+    model.init_weights()
+    return model.eval()
+
+
+def test_hooks_are_removed(mini_smt):
+    from smt_mm.errors import SMTError
+    from smt_mm.visualization.erf import average_erf
+    from smt_mm.visualization.mixers import modulation_maps
+    image = torch.randn(1, 3, 64, 64)
+    maps = modulation_maps(mini_smt, image, [1, 2, 3, 4], (20, 40))
+    assert [(m.mixer.stage, m.mixer.kind) for m in maps] == [(1, 'SAM'),
+                                                             (2, 'SAM'),
+                                                             (2, 'SAM'),
+                                                             (3, 'SAM'),
+                                                             (3, 'MSA'),
+                                                             (3, 'SAM'),
+                                                             (4, 'MSA')]
+    sam, msa = maps[0], maps[-1]
+    assert sam.maps.shape == (5, 16, 16)  # 4 heads + modulator, stride 4
+    assert msa.maps.shape == (16, 2, 2)  # 16 heads, stride 32
+    # attention of one query is a distribution over the tokens
+    torch.testing.assert_close(msa.maps.sum((1, 2)), torch.ones(16))
+    assert not hooks_left(mini_smt)
+    scores = average_erf(mini_smt, [image])
+    assert sorted(scores) == [1, 2, 3, 4] and not hooks_left(mini_smt)
+    # an input the backbone rejects: hooks are removed all the same
+    with pytest.raises(SMTError):
+        modulation_maps(mini_smt, torch.randn(1, 3, 16, 16), [1], (0, 0))
+    with pytest.raises(SMTError):
+        average_erf(mini_smt, [torch.randn(1, 3, 16, 16)])
+    assert not hooks_left(mini_smt)
+    assert all(p.grad is None for p in mini_smt.parameters())
+
+
+def test_recomputation_is_checked(mini_smt):
+    from smt_mm.visualization.mixers import (find_mixers, msa_attention,
+                                             record_mixers, sam_maps)
+    mixers = find_mixers(mini_smt, [3])
+    image = torch.randn(1, 3, 64, 64)
+    calls = record_mixers(mixers, lambda: mini_smt(image))
+    sam, msa = mixers[0].module, mixers[1].module
+    x, hw_shape, out = calls[mixers[0].name]
+    sam_maps(sam, x, hw_shape, out)  # consistent: no error
+    with pytest.raises(RuntimeError, match='smt.py'):
+        sam_maps(sam, x, hw_shape, out + 0.1 * out.abs().max())
+    x, hw_shape, out = calls[mixers[1].name]
+    msa_attention(msa, x, hw_shape, 3, out)
+    with pytest.raises(RuntimeError, match='smt.py'):
+        msa_attention(msa, x, hw_shape, 3, out.flip(1))
+
+
+def test_maps_are_placed_by_stride():
+    from smt_mm.visualization.drawing import to_image_grid
+    from smt_mm.visualization.mixers import query_token
+    maps = torch.arange(6.).view(1, 2, 3)  # a 2 x 3 token grid, stride 4
+    # the grid covers 8 x 12 pixels: a bigger image gets its edge values
+    grid = to_image_grid(maps, 4, (10, 13))
+    assert grid.shape == (1, 10, 13) and grid[0, 9, 12] == 5
+    # a smaller (padded) image is cropped; token centres keep their value
+    grid = to_image_grid(maps, 4, (7, 9))
+    assert grid.shape == (1, 7, 9) and grid[0, 0, 0] == 0
+    assert query_token((5, 3), 4, (2, 3)) == 1
+    assert query_token((11.9, 7.9), 4, (2, 3)) == 5
+
+
+def test_mmpretrain_grad_cam_on_stage_output(work, tmp_path):
+    """mmpretrain's vis_cam.py works on SMT with ``--target-layers
+    backbone.stages.3``: a stage returns a (B, C, H, W) map. Its default
+    target, the last norm layer, holds (B, N, C) tokens and fails."""
+    pytest.importorskip('pytorch_grad_cam')
+    import mmpretrain
+    tool = osp.join(
+        osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'visualization',
+        'vis_cam.py')
+    if not osp.isfile(tool):
+        pytest.skip(f'mmpretrain ships no {tool}')
+    import smt_mm  # noqa: F401
+    from smt_mm.utils.config import load_config
+    from smt_mm.visualization.inputs import build_model
+    checkpoint = tmp_path / 'tiny_cls.pth'
+    model = build_model(load_config(str(work / 'cls.py')))
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    out = tmp_path / 'cam.png'
+    run_tool([
+        sys.executable, tool,
+        str(work / 'picture.png'),
+        str(work / 'cls.py'),
+        str(checkpoint), '--target-layers', 'backbone.stages.3', '--save-path',
+        str(out)
+    ])
+    with Image.open(out) as cam:
+        assert cam.size == (224, 224)  # the test pipeline's crop
+    assert_picture(out, min_size=224)
