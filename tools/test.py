@@ -15,7 +15,8 @@ import os.path as osp
 import smt_mm  # noqa: F401  (registers SMT and SMTRunner)
 from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli
-from smt_mm.utils.config import (add_result_dump, drop_training, enable_tta,
+from smt_mm.utils.config import (add_result_dump, check_writable_file,
+                                 drop_training, enable_tta,
                                  enable_visualization, load_config,
                                  set_work_dir, task_of)
 from smt_mm.utils.dataset_check import check_datasets
@@ -74,6 +75,8 @@ def check_outputs(args) -> None:
         if any(osp.realpath(path) == osp.realpath(p) for p in inputs):
             raise LaunchError(f'{flag} {path} is an input of this run (the '
                               'config or the checkpoint); choose another path')
+        if flag == '--metrics-out':  # --out: checked by add_result_dump
+            check_writable_file(path, flag)
         if osp.isfile(path) and not args.overwrite:
             raise LaunchError(f'{flag} {path} exists; pass --overwrite to '
                               'replace it, or choose another path')

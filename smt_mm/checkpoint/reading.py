@@ -33,7 +33,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 from smt_mm.errors import (CheckpointLoadError, CorruptCheckpointError,
                            UnsafeCheckpointError)
-from . import unpickler
+from .unpickler import materialize
+from .unpickler import safe_globals as allowed_globals
 
 # Set to 1 to unpickle trusted legacy files without the safe loader. Such a
 # file can run any code on this machine while it loads.
@@ -111,7 +112,7 @@ def safe_load(source, filename: str, map_location='cpu') -> Any:
         return torch.load(
             source, map_location=map_location, weights_only=False)
     try:
-        with torch.serialization.safe_globals(unpickler.safe_globals()):
+        with torch.serialization.safe_globals(allowed_globals()):
             # weights_only explicit: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD must
             # not switch safe loading off behind the user's back.
             loaded = torch.load(
@@ -128,7 +129,7 @@ def safe_load(source, filename: str, map_location='cpu') -> Any:
     except (RuntimeError, EOFError, KeyError, ValueError, OSError, TypeError,
             IndexError, pickle.PickleError) as err:
         raise _corrupt(filename, err) from None
-    return drop_config_text(unpickler.materialize(loaded))
+    return drop_config_text(materialize(loaded))
 
 
 def drop_config_text(checkpoint: Any) -> Any:

@@ -2,46 +2,113 @@
 """Reading a config and the edits the tools make to it (work dir, AMP,
 lr scaling, TTA, visualisation, result dumps). One launcher serves mmdet,
 mmseg and mmpretrain configs: the task comes from ``default_scope``."""
+import difflib
 import os
 import os.path as osp
+import re
 from typing import Optional
 
 import torch
 from mmengine.config import Config, ConfigDict
 
 from smt_mm.errors import LaunchError
+from .config_check import check_model_config
 from .package import drop_package_scope
 
 TASKS = ('mmdet', 'mmseg', 'mmpretrain')
 
 
-def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+def load_config(path: str,
+                cfg_options: Optional[dict] = None,
+                check: bool = True) -> Config:
     """Read a config file, failing with a short message on a bad path.
 
     Configs may inherit ours as ``smt_mm::det/...`` (see
-    :mod:`smt_mm.utils.package`).
+    :mod:`smt_mm.utils.package`). With ``check``, the model's types and
+    SMT's arguments are checked as well
+    (:func:`~smt_mm.utils.config_check.check_model_config`), so a typo is
+    one line before anything is built.
+
+    Raises:
+        LaunchError: A missing config or ``_base_`` file, a config mmengine
+            cannot parse or merge, failing ``custom_imports`` or an unknown
+            model type.
+        SMTConfigError: An SMT setting out of range.
+        SMTConfigTypeError: An unknown SMT argument or a setting of the
+            wrong type.
     """
     if not osp.isfile(path):
-        hint = ''
-        folder = osp.dirname(path) or '.'
-        if osp.isdir(folder):
-            stem = osp.basename(path)[:6]
-            close = sorted(
-                f for f in os.listdir(folder)
-                if f.endswith('.py') and f.startswith(stem))
-            if close:
-                hint = f' (similar files there: {", ".join(close[:5])})'
-        raise LaunchError(f'config file not found: {path}{hint}')
+        raise LaunchError(f'config file not found: {path}'
+                          f'{_similar_files_hint(path)}')
     try:
         cfg = drop_package_scope(Config.fromfile(path))
         if cfg_options:
             cfg.merge_from_dict(cfg_options)
+    except FileNotFoundError as err:
+        # only a missing _base_ file reaches here: the config itself exists
+        missing = _missing_path(err)
+        raise LaunchError(f'cannot read config {path}: _base_ file '
+                          f'{missing} does not exist'
+                          f'{_similar_files_hint(missing)}') from None
+    except ImportError as err:
+        raise LaunchError(f'cannot read config {path}: custom_imports '
+                          f'failed: {_import_failure(err)}') from None
     except (TypeError, KeyError, ValueError, SyntaxError, NameError) as err:
         # mmengine's own message (e.g. which key cannot inherit from its
         # base) is the useful part; its traceback is config-parser internals.
         raise LaunchError(f'cannot read config {path}: '
                           f'{type(err).__name__}: {err}') from None
+    if check:
+        _import_custom_modules(cfg, path)
+        check_model_config(cfg)
     return cfg
+
+
+def _import_failure(err: ImportError) -> str:
+    """What failed to import, from the innermost error: mmengine rewraps
+    it, once with the whole ``sys.path`` in the message."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__
+    return f'{type(err).__name__}: {err}'.splitlines()[0]
+
+
+def _missing_path(err: FileNotFoundError) -> str:
+    """The file a FileNotFoundError is about (mmengine's own message for
+    ``PACKAGE::`` paths quotes it instead of setting ``filename``)."""
+    if err.filename:
+        return osp.normpath(err.filename)
+    quoted = re.search(r'"([^"]+)"', str(err))
+    return osp.normpath(quoted.group(1)) if quoted else str(err)
+
+
+def _similar_files_hint(path: str) -> str:
+    """`` (similar files there: ...)`` for a mistyped file name, or why the
+    folder cannot hold it."""
+    folder = osp.dirname(path) or '.'
+    if not osp.isdir(folder):
+        return f' (folder {folder} does not exist either)'
+    name = osp.basename(path)
+    candidates = [f for f in os.listdir(folder) if f.endswith('.py')]
+    close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.6)
+    # names sharing a prefix catch longer typos in long config names
+    close += sorted(
+        f for f in candidates if f.startswith(name[:6]) and f not in close)
+    return f' (similar files there: {", ".join(close[:5])})' if close else ''
+
+
+def _import_custom_modules(cfg: Config, path: str) -> None:
+    """Import ``custom_imports`` (again: ``--cfg-options`` may have set
+    them after mmengine imported the file's), so that the types they
+    register are found by the check."""
+    custom = cfg.get('custom_imports')
+    if not custom:
+        return
+    from mmengine.utils import import_modules_from_strings
+    try:
+        import_modules_from_strings(**custom)
+    except (ImportError, TypeError) as err:
+        raise LaunchError(f'cannot read config {path}: custom_imports '
+                          f'failed: {_import_failure(err)}') from None
 
 
 def task_of(cfg: Config) -> str:
@@ -56,12 +123,51 @@ def task_of(cfg: Config) -> str:
 
 def set_work_dir(cfg: Config, config_path: str,
                  work_dir: Optional[str]) -> None:
-    """Command line > config > ./work_dirs/<config name>."""
+    """Command line > config > ./work_dirs/<config name>.
+
+    Fails now, rather than after the model is built, when the folder
+    cannot be created or written.
+    """
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         name = osp.splitext(osp.basename(config_path))[0]
         cfg.work_dir = osp.join('./work_dirs', name)
+    check_writable_dir(cfg.work_dir, 'work dir')
+
+
+def check_writable_dir(path: str, what: str) -> None:
+    """Fail with a :class:`LaunchError` unless ``path`` is a folder that
+    exists or can be created, and can be written to.
+
+    Remote paths (``s3://``...) are left to their backend. Only permission
+    bits and read-only mounts are seen (``os.access``), without creating
+    anything.
+    """
+    if '://' in str(path):
+        return
+    target = osp.abspath(path)
+    if osp.exists(target) and not osp.isdir(target):
+        raise LaunchError(f'{what} {path} is a file, not a folder; choose '
+                          'another path')
+    existing = target
+    while not osp.exists(existing):
+        existing = osp.dirname(existing)
+    if not osp.isdir(existing):
+        raise LaunchError(f'{what} {path} cannot be created: {existing} is '
+                          'a file, not a folder; choose another path')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LaunchError(f'{what} {path} is not writable: no write '
+                          f'permission in {existing} (or a read-only file '
+                          'system); choose a writable path')
+
+
+def check_writable_file(path: str, what: str) -> None:
+    """Like :func:`check_writable_dir` for a file to be written."""
+    if osp.isdir(path):
+        raise LaunchError(f'{what} {path} is a folder, not a file; give a '
+                          'file path')
+    check_writable_dir(osp.dirname(osp.abspath(path)), f'folder of {what}')
 
 
 def enable_amp(cfg: Config) -> None:
@@ -135,6 +241,8 @@ def enable_visualization(cfg: Config,
         raise LaunchError('--show/--show-dir need a visualization hook in '
                           'default_hooks')
     if task == 'mmpretrain':
+        if show_dir is not None:
+            check_writable_dir(show_dir, '--show-dir')
         hook.update(
             enable=True,
             show=show,
@@ -145,6 +253,7 @@ def enable_visualization(cfg: Config,
     hook.update(draw=True, show=show, wait_time=wait_time, interval=interval)
     if show_dir is None:
         return
+    check_writable_dir(show_dir, '--show-dir')
     if task == 'mmdet':
         hook.test_out_dir = show_dir
     else:
@@ -159,11 +268,13 @@ def add_result_dump(cfg: Config, task: str, out: str):
     folder).
     """
     if task == 'mmseg':
+        check_writable_dir(out, '--out')
         cfg.test_evaluator['output_dir'] = out
         cfg.test_evaluator['keep_results'] = True
         return None
     if not out.endswith(('.pkl', '.pickle')):
         raise LaunchError(f'--out must be a .pkl/.pickle file, got {out}')
+    check_writable_file(out, '--out')
     if task == 'mmdet':
         from mmdet.evaluation import DumpDetResults
         return DumpDetResults(out_file_path=out)

@@ -8,11 +8,10 @@ For each dataloader of the config: the data root and annotation file exist,
 the dataset builds (the annotation file parses), how many images and
 annotations it has, whether its classes fit the config's ``num_classes``
 (and, for COCO files, whether the file has the classes the config names),
-and whether the image / label files it refers to exist. Exits 1 with one
-line per problem when something is missing.
+and whether the image / label files it refers to exist and are not empty
+(0 bytes). Exits 1 with one line per problem when something is missing.
 """
 import argparse
-import json
 import os.path as osp
 import random
 
@@ -20,6 +19,7 @@ import smt_mm  # noqa: F401  (registers SMT, smt_mm:: configs)
 from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import run_cli
 from smt_mm.utils.config import innermost_dataset, load_config, task_of
+from smt_mm.utils.dataset_check import coco_class_problem
 
 SPLITS = ('train', 'val', 'test')
 # Keys of a data-list entry that name files which must exist.
@@ -72,27 +72,13 @@ def _model_num_classes(model_cfg) -> set:
     return found
 
 
-def _coco_class_problems(ann_path, classes):
-    """Config classes that a COCO-style annotation file does not have."""
-    if not ann_path.endswith('.json') or not classes:
-        return []
-    with open(ann_path) as f:
-        categories = json.load(f).get('categories')
-    if categories is None:
-        return []
-    names = {c.get('name') for c in categories}
-    missing = [c for c in classes if c not in names]
-    return [
-        f'{ann_path} has no categories named {", ".join(missing[:10])} '
-        '(classes of the config)'
-    ] if missing else []
-
-
-def _missing_files(data_list, sample):
+def _file_problems(data_list, sample):
+    """How many referenced files were checked, and the missing and the
+    empty (0-byte) ones."""
     entries = data_list
     if sample and sample < len(data_list):
         entries = random.Random(0).sample(data_list, sample)
-    checked, missing = 0, []
+    checked, missing, empty = 0, [], []
     for info in entries:
         for key in FILE_KEYS:
             path = info.get(key)
@@ -100,7 +86,9 @@ def _missing_files(data_list, sample):
                 checked += 1
                 if not osp.isfile(path):
                     missing.append(path)
-    return checked, missing
+                elif osp.getsize(path) == 0:
+                    empty.append(path)
+    return checked, missing, empty
 
 
 def _num_annotations(data_list):
@@ -156,17 +144,21 @@ def check_split(cfg, split, sample):
     if classes and heads and heads != {len(classes)}:
         problems.append(f'{name}: {len(classes)} dataset classes but the '
                         f'model has num_classes {sorted(heads)}')
-    if ann_file:
-        problems += [
-            f'{name}: {p}' for p in _coco_class_problems(ann_file, classes)
-        ]
-    checked, missing = _missing_files(data_list, sample)
+    if ann_file.endswith('.json'):
+        problem = coco_class_problem(ann_file, classes)
+        if problem:
+            problems.append(f'{name}: {problem}')
+    checked, missing, empty = _file_problems(data_list, sample)
     print(f'{name}: {checked - len(missing)}/{checked} referenced files '
-          'found')
+          'found' + (f', {len(empty)} of them empty' if empty else ''))
     if missing:
         problems.append(f'{name}: {len(missing)} of {checked} referenced '
                         'files missing, e.g. ' +
                         ', '.join(missing[:SHOW_MISSING]))
+    if empty:
+        problems.append(f'{name}: {len(empty)} of {checked} referenced '
+                        'files are empty (0 bytes), e.g. ' +
+                        ', '.join(empty[:SHOW_MISSING]))
     return problems
 
 

@@ -3,6 +3,8 @@
 
 Paper: "Scale-Aware Modulation Meet Transformer", ICCV 2023 (arXiv 2307.08579).
 """
+import difflib
+import inspect
 import math
 import os
 from copy import deepcopy
@@ -83,6 +85,43 @@ def _depthwise(conv: nn.Conv2d,
                     conv.padding, conv.dilation, conv.groups)
 
 
+def _is_int(value) -> bool:
+    """An int that is not a bool (``True`` would pass as 1 otherwise)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _describe(value) -> str:
+    return f'{value!r} ({type(value).__name__})'
+
+
+def _check_positive(name: str, value, integer: bool = True) -> None:
+    """Raise unless ``value`` is a positive int (any finite positive number
+    when ``integer`` is False), naming the setting."""
+    kind = 'a positive int' if integer else 'a positive number'
+    if not (_is_int(value) if integer else _is_number(value)):
+        raise SMTConfigTypeError(
+            f'SMT: {name} must be {kind}, got {_describe(value)}')
+    # written so that NaN fails too
+    if not (value > 0 and math.isfinite(value)):
+        raise SMTConfigError(f'SMT: {name} must be {kind}, got {value}')
+
+
+def _did_you_mean(key: str, valid) -> str:
+    """`` (did you mean 'x'?)`` for the closest valid name, if any."""
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    return f' (did you mean {close[0]!r}?)' if close else ''
+
+
+def _check_bool(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise SMTConfigTypeError(
+            f'SMT: {name} must be True or False, got {_describe(value)}')
+
+
 def _image_as_tokens(x: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`_tokens_as_image` (a view when ``x`` is
     channels-last, a copy otherwise)."""
@@ -113,8 +152,9 @@ class SAM(BaseModule):
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if embed_dims % num_heads:
-            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
-                             f'the number of modulation heads ({num_heads})')
+            raise SMTConfigError(
+                f'embed_dims ({embed_dims}) must be divisible by the number '
+                f'of modulation heads ({num_heads})')
         self.num_heads = num_heads
         head_dims = embed_dims // num_heads
         self.v = nn.Linear(embed_dims, embed_dims, bias=qkv_bias)
@@ -218,8 +258,9 @@ class MSA(BaseModule):
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if embed_dims % num_heads:
-            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
-                             f'the number of attention heads ({num_heads})')
+            raise SMTConfigError(
+                f'embed_dims ({embed_dims}) must be divisible by the number '
+                f'of attention heads ({num_heads})')
         self.fused_attn = use_fused_attn()
         self.num_heads = num_heads
         self.scale = (embed_dims // num_heads)**-0.5
@@ -439,6 +480,25 @@ class SMT(BaseModule):
             classification head may be left out. Defaults to None (the
             initialisation of the official code).
 
+    Attributes:
+        num_features (int): Channels of the last stage (what a
+            classification head on the last stage receives).
+        feature_info (list[dict]): One dict per returned map, in the order
+            of the outputs (stage order), as timm's ``feature_info``:
+            ``num_chs`` (channels), ``reduction`` (the stage's stride with
+            respect to the input) and ``module`` (the stage's module name).
+
+    Bad settings (wrong types, non-positive sizes, out-of-range indices or
+    rates) raise :class:`~smt_mm.errors.SMTConfigError` or
+    :class:`~smt_mm.errors.SMTConfigTypeError` naming the setting and what
+    would be valid; :meth:`check_args` runs the same checks on a config's
+    keyword arguments without building the model.
+
+    For layer-wise learning rate decay (mmpretrain's
+    ``LearningRateDecayOptimWrapperConstructor``), :meth:`get_layer_depth`
+    gives every parameter its depth: the stem first, then each block in
+    order.
+
     Examples:
         >>> import torch
         >>> from smt_mm.models import SMT
@@ -450,6 +510,15 @@ class SMT(BaseModule):
         (1, 128, 28, 28)
         (1, 256, 14, 14)
         (1, 512, 7, 7)
+        >>> model.num_features
+        512
+        >>> for info in SMT(arch='tiny', out_indices=(1, 3)).feature_info:
+        ...     print(info)
+        {'num_chs': 128, 'reduction': 8, 'module': 'stages.1'}
+        {'num_chs': 512, 'reduction': 32, 'module': 'stages.3'}
+        >>> model.get_layer_depth('backbone.stages.0.blocks.1.norm1.weight',
+        ...                       prefix='backbone.')
+        (2, 15)
     """
     # yapf: disable
     arch_zoo = {
@@ -471,6 +540,8 @@ class SMT(BaseModule):
     # still covers a whole stride-32 cell (the architecture's stated input
     # range; smaller inputs only run on padding).
     min_input_size = 32
+    # Stride of stage 1's tokens; every later stage halves the resolution.
+    stem_stride = 4
 
     def __init__(self,
                  arch: Union[str, Dict] = 'tiny',
@@ -482,13 +553,21 @@ class SMT(BaseModule):
                  with_cp: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        self.arch_settings = self.parse_arch(arch)
-        s = self.arch_settings
+        s, self.out_indices, self.frozen_stages = self._checked_args(
+            arch, in_channels, out_indices, drop_path_rate, frozen_stages,
+            norm_eval, with_cp)
+        self.arch_settings = s
         self.num_stages = len(s['depths'])
+        self.depths = list(s['depths'])
         self.embed_dims = list(s['embed_dims'])
-        self.out_indices = self._check_out_indices(out_indices)
-        self.frozen_stages = self._check_frozen_stages(frozen_stages)
         self.norm_eval = norm_eval
+        self.num_features = self.embed_dims[-1]
+        self.feature_info = [
+            dict(
+                num_chs=self.embed_dims[i],
+                reduction=self.stem_stride * 2**i,
+                module=f'stages.{i}') for i in sorted(self.out_indices)
+        ]
 
         total_depth = sum(s['depths'])
         # on the CPU explicitly, so the model can be built on the meta device
@@ -534,42 +613,161 @@ class SMT(BaseModule):
     # Argument checking
     # ------------------------------------------------------------------
     @classmethod
+    def check_args(cls, **kwargs) -> None:
+        """Check keyword arguments for :class:`SMT` without building it.
+
+        Runs the constructor's checks (``init_cfg`` aside), so a config can
+        be checked before a runner builds anything.
+
+        Raises:
+            SMTConfigTypeError: An unknown argument (the message suggests
+                the closest valid name) or a value of the wrong type.
+            SMTConfigError: A value out of its valid range.
+        """
+        params = inspect.signature(cls.__init__).parameters
+        names = [name for name in params if name != 'self']
+        for key in kwargs:
+            if key not in names:
+                raise SMTConfigTypeError(
+                    f'SMT: unknown argument {key!r}{_did_you_mean(key, names)}'
+                    f'; valid arguments are {", ".join(names)}')
+        args = {name: params[name].default for name in names}
+        args.update(kwargs)
+        args.pop('init_cfg')
+        cls._checked_args(**args)
+
+    @classmethod
+    def _checked_args(cls, arch, in_channels, out_indices, drop_path_rate,
+                      frozen_stages, norm_eval, with_cp):
+        """Check the constructor's arguments; return the full arch settings,
+        the non-negative ``out_indices`` and the number of frozen stages."""
+        settings = cls.parse_arch(arch)
+        num_stages = len(settings['depths'])
+        _check_positive('in_channels', in_channels)
+        out_indices = cls._check_out_indices(out_indices, num_stages)
+        if not _is_number(drop_path_rate):
+            raise SMTConfigTypeError(
+                'SMT: drop_path_rate must be a number in [0, 1), got '
+                f'{_describe(drop_path_rate)}')
+        if not 0 <= drop_path_rate < 1:
+            raise SMTConfigError(
+                f'SMT: drop_path_rate={drop_path_rate} is out of range; '
+                'valid values are in [0, 1) (1 would drop every block)')
+        frozen_stages = cls._check_frozen_stages(frozen_stages, num_stages)
+        _check_bool('norm_eval', norm_eval)
+        _check_bool('with_cp', with_cp)
+        return settings, out_indices, frozen_stages
+
+    @classmethod
     def parse_arch(cls, arch: Union[str, Dict]) -> Dict:
-        """Turn ``arch`` (a preset name or a dict) into full settings."""
+        """Turn ``arch`` (a preset name or a dict) into full, checked
+        settings."""
         if isinstance(arch, str):
             key = arch.lower()
             if key not in cls.arch_zoo:
                 raise SMTConfigError(
-                    f'SMT: unknown arch {arch!r}; valid names are '
+                    f'SMT: unknown arch {arch!r}'
+                    f'{_did_you_mean(key, cls.arch_zoo)}; valid names are '
                     f'{sorted(cls.arch_zoo)} or a dict of settings')
             return deepcopy(cls.arch_zoo[key])
         if not isinstance(arch, dict):
-            raise SMTConfigTypeError(f'SMT: arch must be a str or a dict, '
-                                     f'got {type(arch).__name__}')
-        valid = cls.arch_zoo['tiny'].keys()
-        unknown = sorted(set(arch) - set(valid))
+            raise SMTConfigTypeError(
+                'SMT: arch must be a preset name (str) or a dict of '
+                f'settings, got {_describe(arch)}')
+        valid = sorted(cls.arch_zoo['tiny'])
+        unknown = sorted(set(arch) - set(valid), key=str)
         if unknown:
-            raise SMTConfigError(f'SMT: unknown arch key(s) {unknown}; '
-                                 f'valid keys are {sorted(valid)}')
+            raise SMTConfigError(
+                f'SMT: unknown arch key(s) {unknown}'
+                f'{_did_you_mean(str(unknown[0]), valid)}; valid keys are '
+                f'{valid}')
         settings = deepcopy(cls.arch_zoo['tiny'])
         settings.update(deepcopy(dict(arch)))
+        cls._check_stage_lists(settings)
+        for i in range(len(settings['depths'])):
+            cls._check_stage(settings, i)
+        for key in ('head_conv', 'expand_ratio'):
+            _check_positive(f'arch[{key!r}]', settings[key])
+        for key in ('qkv_bias', 'use_layerscale'):
+            _check_bool(f'arch[{key!r}]', settings[key])
+        if settings['use_layerscale']:
+            _check_positive(
+                "arch['layerscale_value']",
+                settings['layerscale_value'],
+                integer=False)
+        return settings
+
+    @classmethod
+    def _check_stage_lists(cls, settings: Dict) -> None:
+        """Per-stage settings are lists (not strings) of one length."""
+        for key in cls.per_stage_keys:
+            if not isinstance(settings[key], (list, tuple)):
+                raise SMTConfigTypeError(
+                    f'SMT: arch[{key!r}] must be a list with one entry per '
+                    f'stage, got {_describe(settings[key])}')
         lengths = {k: len(settings[k]) for k in cls.per_stage_keys}
         if len(set(lengths.values())) != 1:
             raise SMTConfigError('SMT: per-stage arch settings must have '
                                  f'one entry per stage, got lengths '
                                  f'{lengths}')
-        return settings
+        if not lengths['depths']:
+            raise SMTConfigError('SMT: arch has no stage; per-stage '
+                                 'settings need at least one entry')
 
-    def _check_out_indices(self, out_indices) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
+    @classmethod
+    def _check_stage(cls, settings: Dict, i: int) -> None:
+        """Sizes of stage ``i``, and the head counts its blocks use (the
+        others are placeholders, -1 in the presets)."""
+        for key in ('embed_dims', 'depths'):
+            _check_positive(f'arch[{key!r}][{i}]', settings[key][i])
+        _check_positive(
+            f"arch['mlp_ratios'][{i}]",
+            settings['mlp_ratios'][i],
+            integer=False)
+        use_sam = settings['ca_attentions'][i]
+        if not (isinstance(use_sam, int) and use_sam in (0, 1)):
+            raise SMTConfigTypeError(
+                f"SMT: arch['ca_attentions'][{i}] must be 1 (SAM blocks) or "
+                f'0 (self-attention blocks), got {_describe(use_sam)}')
+        hybrid = i == cls.hybrid_stage and settings['depths'][i] > 1
+        uses = dict(ca_num_heads=use_sam, sa_num_heads=not use_sam or hybrid)
+        for key, used in uses.items():
+            if not used:
+                continue
+            heads, dims = settings[key][i], settings['embed_dims'][i]
+            _check_positive(f'arch[{key!r}][{i}]', heads)
+            if dims % heads:
+                raise SMTConfigError(
+                    f"SMT: arch['embed_dims'][{i}] ({dims}) must be "
+                    f'divisible by arch[{key!r}][{i}] ({heads})')
+
+    @staticmethod
+    def _check_out_indices(out_indices, num_stages: int) -> Tuple[int, ...]:
+        valid = f'-{num_stages}..{num_stages - 1}'
+        if _is_int(out_indices):
             out_indices = [out_indices]
+        if not isinstance(out_indices, (list, tuple)):
+            raise SMTConfigTypeError(
+                f'SMT: out_indices must be an int or a list of ints in '
+                f'{valid}, got {_describe(out_indices)}')
+        if not out_indices:
+            raise SMTConfigError('SMT: out_indices is empty; name at least '
+                                 f'one stage, valid entries are {valid}')
         checked = []
         for index in out_indices:
-            if not -self.num_stages <= index < self.num_stages:
+            if not _is_int(index):
+                raise SMTConfigTypeError(
+                    f'SMT: out_indices entry {_describe(index)} is not an '
+                    f'int; valid entries are ints in {valid}')
+            if not -num_stages <= index < num_stages:
                 raise SMTConfigError(
                     f'SMT: out_indices entry {index} is out of range; valid '
-                    f'entries are -{self.num_stages}..{self.num_stages - 1}')
-            checked.append(index % self.num_stages)
+                    f'entries are {valid}')
+            if index % num_stages in checked:
+                raise SMTConfigError(
+                    f'SMT: out_indices {list(out_indices)} name stage '
+                    f'{index % num_stages} twice; list each stage once')
+            checked.append(index % num_stages)
         return tuple(checked)
 
     def _check_input_size(self, x: torch.Tensor) -> None:
@@ -583,12 +781,63 @@ class SMT(BaseModule):
                 f'minimum {self.min_input_size}x{self.min_input_size}; '
                 'resize or pad the images to at least that size')
 
-    def _check_frozen_stages(self, frozen_stages: int) -> int:
-        if not -1 <= frozen_stages <= self.num_stages:
+    @staticmethod
+    def _check_frozen_stages(frozen_stages, num_stages: int) -> int:
+        valid = f'-1..{num_stages} (0 or -1: none frozen)'
+        if not _is_int(frozen_stages):
+            raise SMTConfigTypeError(
+                f'SMT: frozen_stages must be an int in {valid}, got '
+                f'{_describe(frozen_stages)}')
+        if not -1 <= frozen_stages <= num_stages:
             raise SMTConfigError(
                 f'SMT: frozen_stages={frozen_stages} is out of range; valid '
-                f'values are -1..{self.num_stages} (0 or -1: none frozen)')
+                f'values are {valid}')
         return max(frozen_stages, 0)
+
+    # ------------------------------------------------------------------
+    # Fine-tuning
+    # ------------------------------------------------------------------
+    def get_layer_depth(self,
+                        param_name: str,
+                        prefix: str = '') -> Tuple[int, int]:
+        """The layer-wise depth of a parameter, for layer-wise learning rate
+        decay (mmpretrain's ``LearningRateDecayOptimWrapperConstructor``).
+
+        Depth 0 is the stem (stage 1's patch embedding); then every block
+        has its own depth, counted over the stages in order. A later
+        stage's patch embedding shares the depth of the stage's first
+        block, and a stage's output norm that of its last block (it feeds
+        the next stage). The last stage's norm only normalises the
+        backbone's output and, as mmpretrain does for the final norms of
+        its transformers, takes the last depth together with everything
+        outside the backbone (neck, head), which keeps the full rate.
+
+        Args:
+            param_name (str): Name of the parameter in the whole model.
+            prefix (str): The backbone's prefix in that name, e.g.
+                ``'backbone.'``; names without it are outside the backbone.
+                Defaults to ''.
+
+        Returns:
+            Tuple[int, int]: The parameter's depth and the number of depths
+            (``sum(depths) + 2``).
+        """
+        num_layers = sum(self.depths) + 2
+        parts = param_name[len(prefix):].split('.')
+        if not param_name.startswith(prefix) or parts[0] != 'stages' or \
+                len(parts) < 3:
+            return num_layers - 1, num_layers
+        stage = int(parts[1])
+        before = sum(self.depths[:stage])
+        if parts[2] == 'patch_embed':
+            depth = before + 1 if stage else 0
+        elif parts[2] == 'blocks':
+            depth = before + int(parts[3]) + 1
+        elif stage == self.num_stages - 1:
+            depth = num_layers - 1
+        else:
+            depth = before + self.depths[stage]
+        return depth, num_layers
 
     # ------------------------------------------------------------------
     # Initialisation and training mode
@@ -603,7 +852,8 @@ class SMT(BaseModule):
                 self,
                 cfg['checkpoint'],
                 prefix=cfg.get('prefix'),
-                map_location=cfg.get('map_location', 'cpu'))
+                map_location=cfg.get('map_location', 'cpu'),
+                strict=cfg.get('strict', True))
             self._is_init = True
             return
         if cfg is not None:

@@ -112,9 +112,10 @@ def model_state_dict(model: nn.Module, checkpoint: Dict,
 
 def _is_smt_classifier(model: nn.Module) -> bool:
     """A classifier with SMT backbone and a linear head (``head.fc``)."""
-    from ..backbones import SMT
-    return isinstance(getattr(model, 'backbone', None), SMT) and \
-        hasattr(getattr(model, 'head', None), 'fc')
+    from mmengine.registry import MODELS  # not ..backbones: no cycle
+    backbone = getattr(model, 'backbone', None)
+    head = getattr(model, 'head', None)
+    return isinstance(backbone, MODELS.get('SMT')) and hasattr(head, 'fc')
 
 
 def load_model_weights(

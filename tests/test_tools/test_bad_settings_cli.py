@@ -1,0 +1,79 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Bad settings through the tools: one ``error: ...`` line naming what is
+wrong and what would be valid, exit status 1, no traceback. The checks
+themselves are tested function by function in tests/test_utils and
+tests/test_models; these runs prove the tools call them."""
+import sys
+
+import pytest
+from helpers import QUICKSTART, data_root_options, run_tool
+
+
+def one_line_error(args):
+    proc = run_tool([sys.executable, *args], check=False, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output[-3000:]
+    assert 'Traceback' not in output, output[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: '), output[-3000:]
+    return last
+
+
+@pytest.fixture(scope='module')
+def coco(tmp_path_factory):
+    """Tiny synthetic COCO data with one 0-byte training image."""
+    from smt_mm.utils.synthetic_coco import make_synthetic_coco
+    root = tmp_path_factory.mktemp('coco')
+    make_synthetic_coco(
+        str(root), num_train=2, num_val=1, seed=0, image_size=(32, 32))
+    image = sorted((root / 'train').iterdir())[0]
+    image.write_bytes(b'')
+    return root, image
+
+
+def test_train_type_typo(tmp_path):
+    last = one_line_error([
+        'tools/train.py', QUICKSTART, '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', 'model.backbone.type=SMTT'
+    ])
+    assert last.startswith("error: model.backbone: unknown type 'SMTT' "
+                           "(did you mean 'SMT'?)")
+
+
+@pytest.mark.slow
+def test_test_tool_smt_argument_typo(tmp_path):
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'')  # never read: the config fails first
+    last = one_line_error([
+        'tools/test.py', QUICKSTART,
+        str(checkpoint), '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', 'model.backbone.archh=tiny'
+    ])
+    assert last.startswith("error: model.backbone: SMT: unknown argument "
+                           "'archh' (did you mean 'arch'?); valid arguments "
+                           'are arch, ')
+
+
+@pytest.mark.slow
+def test_train_zero_byte_image(coco, tmp_path):
+    root, image = coco
+    last = one_line_error([
+        'tools/train.py', QUICKSTART, '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', *data_root_options(f'{root}/')
+    ])
+    assert 'train_dataloader.dataset: 1 empty (0-byte) image file(s)' in last
+    assert str(image) in last
+    assert not (tmp_path / 'work').exists()  # failed before the runner
+
+
+def test_check_dataset_tool_reports_empty_image_and_missing_class(coco):
+    root, image = coco
+    last = one_line_error([
+        'tools/misc/check_dataset.py', QUICKSTART, '--split', 'train',
+        '--cfg-options', *data_root_options(f'{root}/'),
+        "train_dataloader.dataset.metainfo.classes=('square','disc','hexagon')"
+    ])
+    # (the file keeps 1 or 2 images: filter_empty_gt drops those with none
+    # of the classes the dataset has)
+    assert f'referenced files are empty (0 bytes), e.g. {image}' in last
+    assert 'has no categories named hexagon' in last
