@@ -4,7 +4,6 @@ checkpoints read safely, loaded strictly and written atomically."""
 import glob
 import logging
 import os.path as osp
-import re
 import zipfile
 from typing import Optional
 
@@ -14,10 +13,10 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from smt_mm.checkpoint import (ATOMIC_BACKEND, is_complete_checkpoint,
-                               load_checked, read_checkpoint,
-                               remove_stale_temporaries, safe_loading)
+                               read_checkpoint, remove_stale_temporaries,
+                               safe_loading)
 from smt_mm.errors import CheckpointLoadError, CorruptCheckpointError
-from smt_mm.models.utils import model_state_dict
+from smt_mm.models.utils import apply_checkpoint
 
 
 @RUNNERS.register_module()
@@ -71,13 +70,7 @@ class SMTRunner(Runner):
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) \
             else self.model
-        state_dict = model_state_dict(model, checkpoint, filename)
-        for pattern, replacement in revise_keys:
-            state_dict = {
-                re.sub(pattern, replacement, k): v
-                for k, v in state_dict.items()
-            }
-        load_checked(model, state_dict, filename, strict=strict)
+        apply_checkpoint(model, checkpoint, filename, strict, revise_keys)
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint

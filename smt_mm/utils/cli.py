@@ -6,14 +6,28 @@ import os
 from smt_mm.errors import SMTError
 
 
-def add_common_args(parser) -> None:
-    """Arguments every launcher shares: config overrides and launcher."""
+def add_cfg_options(parser) -> None:
+    """``--cfg-options key=value ...``: overrides of config settings."""
     from mmengine.config import DictAction
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
         help='override config settings, key=value')
+
+
+def add_model_args(parser) -> None:
+    """``CONFIG [CHECKPOINT]`` of the tools that look at a model."""
+    parser.add_argument('config', help='config file')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        help='checkpoint file (default: random initialisation)')
+
+
+def add_common_args(parser) -> None:
+    """Arguments every launcher shares: config overrides and launcher."""
+    add_cfg_options(parser)
     parser.add_argument(
         '--launcher',
         default='none',

@@ -15,12 +15,11 @@ import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT, smt_mm:: configs)
 from smt_mm.errors import LaunchError
-from smt_mm.utils.cli import run_cli
+from smt_mm.utils.cli import add_cfg_options, run_cli
 from smt_mm.utils.config import load_config, task_of
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     # OpenMMLab's names, ours of earlier releases as aliases
@@ -39,11 +38,7 @@ def parse_args(argv=None):
         help='how many samples (from the start)')
     parser.add_argument(
         '--split', default='train', choices=('train', 'val', 'test'))
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
+    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 

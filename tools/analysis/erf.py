@@ -21,7 +21,7 @@ import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT)
 from smt_mm.errors import LaunchError
-from smt_mm.utils.cli import run_cli
+from smt_mm.utils.cli import add_cfg_options, add_model_args, run_cli
 from smt_mm.utils.config import load_config
 from smt_mm.visualization import drawing, erf, inputs
 
@@ -30,13 +30,8 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config', help='config file')
-    parser.add_argument(
-        'checkpoint',
-        nargs='?',
-        help='checkpoint file (default: random initialisation)')
+    add_model_args(parser)
     parser.add_argument('--out', required=True, help='folder for the results')
     parser.add_argument(
         '--images',
@@ -59,11 +54,7 @@ def parse_args(argv=None):
         action='store_true',
         help='replace the results of an earlier run in --out')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
+    add_cfg_options(parser)
     args = parser.parse_args(argv)
     if args.num < 1:
         parser.error('--num must be at least 1')

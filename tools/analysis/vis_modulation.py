@@ -23,7 +23,7 @@ import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT)
 from smt_mm.errors import LaunchError
-from smt_mm.utils.cli import run_cli
+from smt_mm.utils.cli import add_cfg_options, add_model_args, run_cli
 from smt_mm.utils.config import load_config
 from smt_mm.visualization import drawing, inputs, mixers
 
@@ -31,13 +31,8 @@ OUTPUTS = ('stage*_block*_sam.png', 'stage*_block*_msa.png')
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config', help='config file')
-    parser.add_argument(
-        'checkpoint',
-        nargs='?',
-        help='checkpoint file (default: random initialisation)')
+    add_model_args(parser)
     parser.add_argument('image', help='image file (never modified)')
     parser.add_argument('--out', required=True, help='folder for the PNGs')
     parser.add_argument(
@@ -57,11 +52,7 @@ def parse_args(argv=None):
         action='store_true',
         help='replace the PNGs of an earlier run in --out')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
+    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 

@@ -17,7 +17,7 @@ import random
 
 import smt_mm  # noqa: F401  (registers SMT, smt_mm:: configs)
 from smt_mm.errors import LaunchError
-from smt_mm.utils.cli import run_cli
+from smt_mm.utils.cli import add_cfg_options, run_cli
 from smt_mm.utils.config import innermost_dataset, load_config, task_of
 from smt_mm.utils.dataset_check import coco_class_problem
 
@@ -28,7 +28,6 @@ SHOW_MISSING = 5
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--split', default='all', choices=(*SPLITS, 'all'))
@@ -39,11 +38,7 @@ def parse_args(argv=None):
         metavar='N',
         help='check the files of N random entries only '
         '(default: all)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
+    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 

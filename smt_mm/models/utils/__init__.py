@@ -1,12 +1,14 @@
-from .checkpoint import (extract_backbone_state_dict, load_model_weights,
-                         load_pretrained_backbone, model_state_dict)
+from .checkpoint import (apply_checkpoint, extract_backbone_state_dict,
+                         load_model_weights, load_pretrained_backbone,
+                         model_state_dict)
 from .ckpt_convert import (convert_official_key, convert_official_state_dict,
                            is_official_state_dict, official_to_classifier)
 from .official import convert_official_checkpoint, match_arch
 
 __all__ = [
     'extract_backbone_state_dict', 'load_pretrained_backbone',
-    'load_model_weights', 'model_state_dict', 'convert_official_key',
-    'convert_official_state_dict', 'is_official_state_dict',
-    'official_to_classifier', 'convert_official_checkpoint', 'match_arch'
+    'load_model_weights', 'apply_checkpoint', 'model_state_dict',
+    'convert_official_key', 'convert_official_state_dict',
+    'is_official_state_dict', 'official_to_classifier',
+    'convert_official_checkpoint', 'match_arch'
 ]

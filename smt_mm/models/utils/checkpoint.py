@@ -134,6 +134,19 @@ def load_model_weights(
         >>> load_model_weights(model, 'smt_tiny.pth')  # release file
     """
     checkpoint = read_checkpoint(filename, map_location=map_location)
+    apply_checkpoint(model, checkpoint, filename, strict, revise_keys)
+    return checkpoint
+
+
+def apply_checkpoint(
+    model: nn.Module,
+    checkpoint: Dict,
+    filename: str,
+    strict: bool = True,
+    revise_keys=((r'^module\.', ''), )) -> None:
+    """Load an already read checkpoint into ``model`` as
+    :func:`load_model_weights` does (``revise_keys``: regex renames, e.g.
+    the ``module.`` prefix of wrapped models)."""
     state_dict = model_state_dict(model, checkpoint, filename)
     for pattern, replacement in revise_keys:
         state_dict = {
@@ -141,4 +154,3 @@ def load_model_weights(
             for k, v in state_dict.items()
         }
     load_checked(model, state_dict, filename, strict=strict)
-    return checkpoint
