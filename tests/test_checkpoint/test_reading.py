@@ -274,6 +274,14 @@ def test_urls_download_once_and_load_safely(http_server, fixtures_dir, evil,
     cached = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / \
         'smt_tiny_official.pth'
     assert cached.is_file()
+    # the backbone's Pretrained init, as the configs name release files
+    expected = torch.load(osp.join(fixtures_dir, 'smt_tiny_expected.pth'))
+    arch = {k: v for k, v in expected['arch'].items() if k != 'num_classes'}
+    backbone = SMT(arch, init_cfg=dict(type='Pretrained', checkpoint=url))
+    backbone.init_weights()
+    with torch.no_grad():
+        out = backbone.eval()(expected['cases'][0]['input'])[-1]
+    assert (out - expected['cases'][0]['stages'][-1]).abs().max() <= 1e-5
     # mmengine's http loader inside safe_loading, and a URL that is evil
     with safe_loading():
         assert 'model' in CheckpointLoader.load_checkpoint(url)

@@ -1,0 +1,245 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""tools/deployment/export_onnx.py: the exported classifier, segmentor and
+detector backbone + neck compute in onnxruntime what the PyTorch model
+computes, at sizes other than the export size too; inputs below SMT's
+minimum are refused by the tool and by the graph; a missing onnxruntime or
+an existing output file give one line."""
+import importlib.util
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from helpers import MINI_ARCH, REPO, run_tool
+
+from smt_mm.errors import LaunchError
+from smt_mm.utils.cli import run_cli
+from smt_mm.utils.config import load_config
+
+TOOL = osp.join(REPO, 'tools', 'deployment', 'export_onnx.py')
+CONFIGS = {
+    'cls': 'configs/cls/smt_t_in1k.py',
+    'seg': 'configs/seg/smt_t_upernet_synth.py',
+    'det': 'configs/det/smt_t_maskrcnn_synth-quickstart.py',
+}
+DIMS = MINI_ARCH['embed_dims']
+# a tiny SMT with one MSA block in stage 3 and one in stage 4
+ARCH = [
+    'model.backbone.arch._delete_=True',
+    f'model.backbone.arch.embed_dims={DIMS}'.replace(' ', ''),
+    'model.backbone.arch.depths=[1,1,2,1]'
+]
+HEADS = {
+    'cls': [f'model.head.in_channels={DIMS[-1]}'],
+    'seg': [
+        f'model.decode_head.in_channels={DIMS}'.replace(' ', ''),
+        'model.decode_head.channels=16',
+        f'model.auxiliary_head.in_channels={DIMS[2]}',
+        'model.auxiliary_head.channels=16'
+    ],
+    'det': [f'model.neck.in_channels={DIMS}'.replace(' ', '')],
+}
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope='module')
+def tool():
+    spec = importlib.util.spec_from_file_location('export_onnx', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def ort():
+    return pytest.importorskip('onnxruntime')
+
+
+def options(kind):
+    return ARCH + HEADS[kind]
+
+
+def tiny_model_and_checkpoint(tool, kind, folder):
+    """The tiny model of ``kind`` (random weights) and a checkpoint of
+    it, so the test knows the weights the tool exports."""
+    config = osp.join(REPO, CONFIGS[kind])
+    args = tool.parse_args(
+        [config, '--out', 'unused', '--cfg-options', *options(kind)])
+    cfg = load_config(config, args.cfg_options)
+    task = cfg.default_scope
+    torch.manual_seed(0)
+    model = tool.build_model(cfg, task, 'none')
+    checkpoint = str(folder / f'{kind}.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    return tool.ExportWrapper(model, task).eval(), checkpoint
+
+
+def difference(onnx_out, torch_out):
+    """Max absolute error, relative to the output's scale above 1."""
+    reference = torch_out.numpy()
+    assert onnx_out.shape == reference.shape
+    scale = max(1., float(np.abs(reference).max()))
+    return float(np.abs(onnx_out - reference).max()) / scale
+
+
+def export(tool, kind, checkpoint, out, *extra):
+    argv = [
+        osp.join(REPO, CONFIGS[kind]), checkpoint, '--out',
+        str(out), *extra, '--cfg-options', *options(kind)
+    ]
+    return tool.main(argv)
+
+
+@pytest.mark.parametrize('kind,shape,outputs', [
+    ('cls', (64, 96), ['logits']),
+    ('seg', (64, 64), ['seg_logits']),
+    ('det', (64, 96), ['feat0', 'feat1', 'feat2', 'feat3', 'feat4']),
+])
+def test_dynamic_export_matches_pytorch(tool, ort, tmp_path, kind, shape,
+                                        outputs, capsys):
+    wrapper, checkpoint = tiny_model_and_checkpoint(tool, kind, tmp_path)
+    out = tmp_path / f'{kind}.onnx'
+    results = export(tool, kind, checkpoint, out, '--dynamic', '--shape',
+                     *map(str, shape))
+    # the tool checked the export size and a second size at batch 2
+    sizes = [size for size, _, _ in results]
+    assert sizes == [
+        f'1x3x{shape[0]}x{shape[1]}', f'2x3x{shape[0] + 32}x{shape[1] + 17}'
+    ]
+    assert all(diff <= TOLERANCE for _, _, diff in results)
+    printed = capsys.readouterr().out
+    assert 'dynamic axes:   batch, height, width' in printed
+    assert 'refused by the graph' in printed
+
+    # an independent check at a third size, against the saved weights
+    session = ort.InferenceSession(
+        str(out), providers=['CPUExecutionProvider'])
+    assert [o.name for o in session.get_outputs()] == outputs
+    assert session.get_inputs()[0].shape == ['batch', 3, 'height', 'width']
+    inputs = torch.randn(3, 3, 75, 41)
+    with torch.no_grad():
+        expected = wrapper(inputs)
+    got = session.run(None, {'input': inputs.numpy()})
+    assert len(got) == len(expected)
+    for onnx_out, torch_out in zip(got, expected):
+        assert difference(onnx_out, torch_out) <= TOLERANCE
+    if kind == 'seg':  # logits at the input size, classes known
+        assert got[0].shape == (3, 4, 75, 41)
+        assert session.get_outputs()[0].shape == [
+            'batch', 4, 'height', 'width'
+        ]
+
+
+def test_graph_refuses_inputs_below_32_pixels(tool, ort, tmp_path):
+    import onnx
+    wrapper, checkpoint = tiny_model_and_checkpoint(tool, 'cls', tmp_path)
+    out = tmp_path / 'cls.onnx'
+    export(tool, 'cls', checkpoint, out, '--dynamic', '--shape', '32', '32')
+    session = ort.InferenceSession(
+        str(out), providers=['CPUExecutionProvider'])
+    # the smallest accepted input runs and matches
+    inputs = torch.randn(1, 3, 32, 40)
+    with torch.no_grad():
+        expected = wrapper(inputs)[0]
+    got = session.run(None, {'input': inputs.numpy()})[0]
+    assert difference(got, expected) <= TOLERANCE
+    for small in ((1, 3, 31, 64), (1, 3, 64, 16), (2, 3, 16, 16)):
+        with pytest.raises(Exception, match='at_least_32'):
+            session.run(None, {'input': np.zeros(small, np.float32)})
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert props['min_input_size'] == '32'
+    assert props['task'] == 'mmpretrain'
+
+
+def test_tool_refuses_shape_below_32_in_one_line(tmp_path):
+    out = tmp_path / 'small.onnx'
+    proc = run_tool([
+        sys.executable, TOOL, CONFIGS['cls'], '--out',
+        str(out), '--shape', '16', '16'
+    ],
+                    check=False)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == ('error: --shape 16 16 is smaller than the minimum '
+                    'input of SMT, 32x32')
+    assert not out.exists()
+
+
+def test_static_export_has_fixed_shape(tool, ort, tmp_path, capsys):
+    wrapper, checkpoint = tiny_model_and_checkpoint(tool, 'cls', tmp_path)
+    out = tmp_path / 'static.onnx'
+    results = export(tool, 'cls', checkpoint, out, '--shape', '64', '48',
+                     '--opset', '13')
+    assert [size for size, _, _ in results] == ['1x3x64x48']
+    assert 'none (fixed 1x3x64x48)' in capsys.readouterr().out
+    session = ort.InferenceSession(
+        str(out), providers=['CPUExecutionProvider'])
+    assert session.get_inputs()[0].shape == [1, 3, 64, 48]
+    assert session.get_outputs()[0].shape == [1, 1000]
+
+
+def test_missing_onnxruntime_is_one_line(tool, tmp_path, monkeypatch):
+    # None in sys.modules makes `import onnxruntime` raise ImportError
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)
+    out = tmp_path / 'x.onnx'
+    argv = [CONFIGS['cls'], '--out', str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda: tool.main(argv))
+    message = str(exit_info.value.code)
+    assert message.startswith('error: ONNX export needs onnx, onnxruntime')
+    assert 'pip install -e ".[deploy]"' in message
+    assert '\n' not in message
+    assert not out.exists()
+
+
+def test_existing_output_needs_overwrite(tool, tmp_path):
+    pytest.importorskip('onnxruntime')
+    out = tmp_path / 'model.onnx'
+    out.write_text('keep me')
+    with pytest.raises(LaunchError, match='exists; pass --overwrite'):
+        tool.main([CONFIGS['cls'], '--out', str(out)])
+    assert out.read_text() == 'keep me'
+
+
+def test_missing_checkpoint_is_refused(tool, tmp_path):
+    pytest.importorskip('onnxruntime')
+    with pytest.raises(LaunchError, match='checkpoint not found'):
+        tool.main([
+            CONFIGS['cls'],
+            str(tmp_path / 'nope.pth'), '--out',
+            str(tmp_path / 'x.onnx')
+        ])
+
+
+@pytest.mark.parametrize('size', [(1, 1), (2, 3), (3, 3), (6, 6), (2, 5)])
+def test_dynamic_pool_equals_adaptive_pool(tool, size):
+    pool = tool.DynamicAdaptiveAvgPool2d(size)
+    for shape in ((2, 3, 7, 9), (1, 2, 16, 5), (1, 1, 3, 4), (1, 1, 13, 23)):
+        x = torch.randn(shape)
+        expected = nn.AdaptiveAvgPool2d(size)(x)
+        torch.testing.assert_close(pool(x), expected)
+
+
+def test_only_sized_adaptive_pools_are_swapped(tool):
+    model = nn.Sequential(
+        nn.AdaptiveAvgPool2d(1), nn.AdaptiveAvgPool2d((None, 3)),
+        nn.Sequential(nn.AdaptiveAvgPool2d(3), nn.AdaptiveAvgPool2d((2, 6))))
+    assert tool.replace_adaptive_pools(model) == 2
+    kinds = [type(m).__name__ for m in model.modules()][1:]
+    assert kinds == [
+        'AdaptiveAvgPool2d', 'AdaptiveAvgPool2d', 'Sequential',
+        'DynamicAdaptiveAvgPool2d', 'DynamicAdaptiveAvgPool2d'
+    ]
+
+
+@pytest.mark.slow
+def test_dynamo_exporter_matches_pytorch(tool, ort, tmp_path):
+    pytest.importorskip('onnxscript')
+    _, checkpoint = tiny_model_and_checkpoint(tool, 'seg', tmp_path)
+    results = export(tool, 'seg', checkpoint, tmp_path / 'seg.onnx',
+                     '--dynamic', '--dynamo', '--opset', '18', '--shape', '64',
+                     '64')
+    assert len(results) == 2
+    assert all(diff <= TOLERANCE for _, _, diff in results)
