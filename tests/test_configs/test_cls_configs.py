@@ -121,8 +121,8 @@ def test_conversion_finds_presets_and_refuses_other_archs(fixtures_dir):
     with pytest.raises(
             CheckpointMismatchError,
             match=r'embed_dims \[16, 32, 64, 128\].*'
-            r'stem\.conv\.weight: checkpoint \(16, 3, 3, 3\) vs '
-            r'model \(64, 3, 3, 3\)'):
+            r'stem\.conv\.weight \(file \(16, 3, 3, 3\), '
+            r'model \(64, 3, 3, 3\)\)'):
         convert_official_checkpoint(official, 'tiny')
     # a preset is recognised without naming it
     model = SMT('tiny')

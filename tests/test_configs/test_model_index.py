@@ -47,9 +47,9 @@ def test_metafile_matches_configs(metafile):
         for key in ('Training Data', 'Training Resources', 'Architecture'):
             assert key in model['Metadata'], (model['Name'], key)
         weights = model['Weights']
-        assert weights is None or (
-            weights.startswith(RELEASES)
-            and osp.basename(weights) in OFFICIAL_FILES), weights
+        assert weights is None or (weights.startswith(RELEASES)
+                                   and osp.basename(weights)
+                                   in OFFICIAL_FILES), weights
         pretrained = model['Metadata'].get('Pretrained')
         assert pretrained in OFFICIAL_FILES | {None}
         for result in model['Results'] or []:
