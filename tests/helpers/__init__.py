@@ -113,3 +113,28 @@ def data_root_options(root) -> list:
         f'{split}.dataset.data_root={root}'
         for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     ]
+
+
+def to_official_key(key):
+    """The inverse of the converter, written independently for the test."""
+    m = re.match(r'stages\.(\d)\.(.*)', key)
+    s, rest = int(m.group(1)) + 1, m.group(2)
+    m = re.match(r'blocks\.(\d+)\.(.*)', rest)
+    if m:
+        j, rest = m.groups()
+        rest = re.sub(r'^attn\.local_convs\.(\d)\.',
+                      lambda x: f'attn.local_conv_{int(x.group(1)) + 1}.',
+                      rest)
+        rest = rest.replace('ffn.dwconv.', 'mlp.dwconv.dwconv.')
+        rest = rest.replace('ffn.', 'mlp.')
+        rest = re.sub(r'^gamma(\d)$', r'gamma_\1', rest)
+        return f'block{s}.{j}.{rest}'
+    rest = rest.replace('patch_embed.stem.conv.', 'conv.0.')
+    rest = rest.replace('patch_embed.stem.bn.', 'conv.1.')
+    if s == 1:
+        rest = rest.replace('patch_embed.projection.', 'conv.3.')
+    rest = rest.replace('patch_embed.projection.', 'proj.')
+    if rest.startswith('norm.'):
+        return f'norm{s}.{rest[5:]}'
+    return f'patch_embed{s}.{rest[len("patch_embed."):]}' \
+        if rest.startswith('patch_embed.') else f'patch_embed{s}.{rest}'

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from helpers import REPO, run_tool
+from helpers import REPO, run_tool, to_official_key
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
@@ -134,7 +134,6 @@ def test_conversion_finds_presets_and_refuses_other_archs(fixtures_dir):
             }
         }
     }
-    from test_checkpoint import to_official_key
     fake['model'] = {
         to_official_key(k): v
         for k, v in model.state_dict().items()

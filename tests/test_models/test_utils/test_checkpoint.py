@@ -1,8 +1,8 @@
 import os.path as osp
-import re
 
 import pytest
 import torch
+from helpers import to_official_key
 
 from smt_mm.errors import CheckpointMismatchError
 from smt_mm.models import SMT
@@ -35,31 +35,6 @@ def test_official_fixture_parity(fixtures_dir):
         for out, ref in zip(outs, case['stages']):
             assert out.shape == ref.shape
             assert (out - ref).abs().max().item() <= 1e-5
-
-
-def to_official_key(key):
-    """The inverse of the converter, written independently for the test."""
-    m = re.match(r'stages\.(\d)\.(.*)', key)
-    s, rest = int(m.group(1)) + 1, m.group(2)
-    m = re.match(r'blocks\.(\d+)\.(.*)', rest)
-    if m:
-        j, rest = m.groups()
-        rest = re.sub(r'^attn\.local_convs\.(\d)\.',
-                      lambda x: f'attn.local_conv_{int(x.group(1)) + 1}.',
-                      rest)
-        rest = rest.replace('ffn.dwconv.', 'mlp.dwconv.dwconv.')
-        rest = rest.replace('ffn.', 'mlp.')
-        rest = re.sub(r'^gamma(\d)$', r'gamma_\1', rest)
-        return f'block{s}.{j}.{rest}'
-    rest = rest.replace('patch_embed.stem.conv.', 'conv.0.')
-    rest = rest.replace('patch_embed.stem.bn.', 'conv.1.')
-    if s == 1:
-        rest = rest.replace('patch_embed.projection.', 'conv.3.')
-    rest = rest.replace('patch_embed.projection.', 'proj.')
-    if rest.startswith('norm.'):
-        return f'norm{s}.{rest[5:]}'
-    return f'patch_embed{s}.{rest[len("patch_embed."):]}' \
-        if rest.startswith('patch_embed.') else f'patch_embed{s}.{rest}'
 
 
 LS_ARCH = dict(
