@@ -172,3 +172,27 @@ def test_stale_temporaries_are_removed(tmp_path):
         path.write_bytes(b'x')
     assert remove_stale_temporaries(str(tmp_path)) == [str(stale)]
     assert all(p.exists() for p in keep) and not stale.exists()
+
+
+def test_tta_wrapper_loads_into_the_model_it_wraps():
+    """tools/test.py --tta wraps the model; its checkpoint has no
+    ``module.`` keys."""
+    from mmseg.models import SegTTAModel
+
+    from smt_mm.models.utils import apply_checkpoint
+    from mmengine.model import BaseModel
+
+    class Segmentor(BaseModel):  # the least a TTA wrapper accepts
+
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(2, 2)
+
+        def forward(self, *args, **kwargs):
+            pass
+
+    inner = Segmentor()
+    source = {k: torch.ones_like(v) for k, v in inner.state_dict().items()}
+    apply_checkpoint(
+        SegTTAModel(module=inner), {'state_dict': source}, 'seg.pth')
+    assert torch.equal(inner.head.weight, torch.ones(2, 2))

@@ -146,7 +146,11 @@ def apply_checkpoint(
     revise_keys=((r'^module\.', ''), )) -> None:
     """Load an already read checkpoint into ``model`` as
     :func:`load_model_weights` does (``revise_keys``: regex renames, e.g.
-    the ``module.`` prefix of wrapped models)."""
+    the ``module.`` prefix of wrapped models). A test-time-augmentation
+    wrapper loads into the model it wraps, as in mmengine."""
+    from mmengine.model import BaseTTAModel
+    if isinstance(model, BaseTTAModel):
+        model = model.module
     state_dict = model_state_dict(model, checkpoint, filename)
     for pattern, replacement in revise_keys:
         state_dict = {
