@@ -138,3 +138,26 @@ def to_official_key(key):
         return f'norm{s}.{rest[5:]}'
     return f'patch_embed{s}.{rest[len("patch_embed."):]}' \
         if rest.startswith('patch_embed.') else f'patch_embed{s}.{rest}'
+
+
+def write_fixture_cls_config(path,
+                             arch,
+                             num_classes,
+                             data_root,
+                             batch_size=8) -> str:
+    """``configs/cls/smt_t_in1k.py`` with the fixture's architecture and
+    head, testing on the ImageNet-format folder ``data_root``; written to
+    ``path``, which is returned."""
+    with open(path, 'w') as f:
+        f.write(f'''
+_base_ = [{osp.join(REPO, 'configs/cls/smt_t_in1k.py')!r}]
+model = dict(backbone=dict(arch=dict(_delete_=True, **{arch!r})),
+             head=dict(num_classes={num_classes},
+                       in_channels={arch['embed_dims'][-1]}))
+data_preprocessor = dict(num_classes={num_classes})
+test_dataloader = dict(batch_size={batch_size}, num_workers=0,
+                       persistent_workers=False,
+                       dataset=dict(data_root={str(data_root)!r}))
+test_evaluator = dict(topk=(1, 5))
+''')
+    return str(path)

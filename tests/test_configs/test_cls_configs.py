@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from helpers import REPO, run_tool, to_official_key
+from helpers import REPO, run_tool, to_official_key, write_fixture_cls_config
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
@@ -185,16 +185,8 @@ def test_test_tool_evaluates_a_converted_file_on_an_imagenet_folder(
         str(ckpt), '--arch',
         json.dumps(arch)
     ])
-    config = tmp_path / 'eval.py'
-    config.write_text(f'''
-_base_ = [{osp.join(REPO, 'configs/cls/smt_t_in1k.py')!r}]
-model = dict(backbone=dict(arch=dict(_delete_=True, **{arch!r})),
-             head=dict(num_classes={num_classes},
-                       in_channels={arch['embed_dims'][-1]}))
-data_preprocessor = dict(num_classes={num_classes})
-test_dataloader = dict(batch_size=8, num_workers=0, persistent_workers=False,
-                       dataset=dict(data_root={str(data_root)!r}))
-''')
+    config = write_fixture_cls_config(tmp_path / 'eval.py', arch, num_classes,
+                                      data_root)
     metrics = tmp_path / 'metrics.json'
     run_tool([
         PY, 'tools/test.py',

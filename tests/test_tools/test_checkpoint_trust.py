@@ -11,7 +11,8 @@ import sys
 
 import pytest
 import torch
-from helpers import REPO, run_tool, write_tiny_det_config
+from helpers import (REPO, run_tool, write_fixture_cls_config,
+                     write_tiny_det_config)
 from mmengine.config import Config
 
 PY = sys.executable
@@ -72,17 +73,8 @@ def test_release_file_evaluates_as_the_official_model(tmp_path, fixtures_dir,
     release_file = osp.join(fixtures_dir, 'smt_tiny_official.pth')
     root = str(tmp_path / 'imagenet')
     imagenet_folder(root)
-    config = tmp_path / 'eval.py'
-    config.write_text(f'''
-_base_ = [{osp.join(REPO, 'configs/cls/smt_t_in1k.py')!r}]
-model = dict(backbone=dict(arch=dict(_delete_=True, **{arch!r})),
-             head=dict(num_classes={num_classes},
-                       in_channels={arch['embed_dims'][-1]}))
-data_preprocessor = dict(num_classes={num_classes})
-test_dataloader = dict(batch_size=3, num_workers=0, persistent_workers=False,
-                       dataset=dict(data_root={root!r}))
-test_evaluator = dict(topk=(1, 5))
-''')
+    config = write_fixture_cls_config(
+        tmp_path / 'eval.py', arch, num_classes, root, batch_size=3)
     out = tmp_path / 'predictions.pkl'
     run_tool([
         PY, 'tools/test.py',
