@@ -177,10 +177,10 @@ def test_stale_temporaries_are_removed(tmp_path):
 def test_tta_wrapper_loads_into_the_model_it_wraps():
     """tools/test.py --tta wraps the model; its checkpoint has no
     ``module.`` keys."""
+    from mmengine.model import BaseModel
     from mmseg.models import SegTTAModel
 
     from smt_mm.models.utils import apply_checkpoint
-    from mmengine.model import BaseModel
 
     class Segmentor(BaseModel):  # the least a TTA wrapper accepts
 
