@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict
 from urllib.parse import urlparse
 
 import torch
+from mmengine.fileio import register_backend
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -35,6 +36,7 @@ from smt_mm.errors import (CheckpointLoadError, CorruptCheckpointError,
                            UnsafeCheckpointError)
 from .unpickler import materialize
 from .unpickler import safe_globals as allowed_globals
+from .writing import AtomicLocalBackend
 
 # Set to 1 to unpickle trusted legacy files without the safe loader. Such a
 # file can run any code on this machine while it loads.
@@ -158,10 +160,9 @@ def _refusal_reason(err: Exception) -> str:
     switch safe loading off."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     for line in lines[1:]:
+        # skip torch's advice lines: "(1) In PyTorch 2.6 ...", "(2) ..."
         if not line.startswith(
-            ('Check the documentation', 'Please file', 'In PyTorch 2.6',
-             '(1) ', '(2) ', 'WeightsUnpickler error: Unsupported global'
-             '!!')):
+            ('Check the documentation', 'Please file', '(1) ', '(2) ')):
             return line.replace('WeightsUnpickler error: ', '').rstrip('.')
     return lines[0] if lines else type(err).__name__
 
@@ -187,13 +188,14 @@ def _corrupt(filename: str, err: Exception) -> CorruptCheckpointError:
 
 def download_checkpoint(url: str) -> str:
     """The local copy of ``url`` in torch's hub cache, downloaded first if
-    needed (by local rank 0 first in distributed runs)."""
-    from mmengine.dist import get_dist_info
+    needed (by local rank 0 first in distributed runs: one download per
+    machine, the other processes then find the file)."""
+    from mmengine.dist import get_dist_info, get_local_rank
     cache = osp.join(torch.hub.get_dir(), 'checkpoints')
     name = osp.basename(urlparse(url).path) or 'checkpoint.pth'
     path = osp.join(cache, name)
-    rank, world_size = get_dist_info()
-    if rank == 0:
+    _, world_size = get_dist_info()
+    if get_local_rank() == 0:
         _download(url, path)
     if world_size > 1:
         torch.distributed.barrier()
@@ -319,8 +321,5 @@ def enable_safe_loading() -> None:
     the rest of the process, and write them atomically (see
     :mod:`.writing`): the one call for your own scripts. SMT-MM's tools and
     runner do not need it."""
-    from mmengine.fileio import register_backend
-
-    from .writing import AtomicLocalBackend
     CheckpointLoader._schemes = _safe_schemes(CheckpointLoader._schemes)
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')

@@ -12,7 +12,7 @@ import os.path as osp
 import secrets
 import zipfile
 from pathlib import Path
-from typing import List, Union
+from typing import Iterator, List, Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
@@ -82,6 +82,16 @@ def remove_stale_temporaries(folder: str) -> List[str]:
         except OSError:
             pass
     return removed
+
+
+def complete_checkpoints(folder: str,
+                         verify_data: bool = False) -> Iterator[str]:
+    """The complete ``*.pth`` files of ``folder``, newest first (see
+    :func:`is_complete_checkpoint` for ``verify_data``)."""
+    found = glob.glob(osp.join(glob.escape(folder), '*.pth'))
+    for path in sorted(found, key=osp.getmtime, reverse=True):
+        if is_complete_checkpoint(path, verify_data):
+            yield path
 
 
 def is_complete_checkpoint(path: str, verify_data: bool = False) -> bool:

@@ -1,7 +1,6 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """The runner of SMT-MM's configs and tools: mmengine's ``Runner`` with
 checkpoints read safely, loaded strictly and written atomically."""
-import glob
 import logging
 import os.path as osp
 import zipfile
@@ -12,9 +11,9 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from smt_mm.checkpoint import (ATOMIC_BACKEND, is_complete_checkpoint,
-                               read_checkpoint, remove_stale_temporaries,
-                               safe_loading)
+from smt_mm.checkpoint import (ATOMIC_BACKEND, complete_checkpoints,
+                               is_complete_checkpoint, read_checkpoint,
+                               remove_stale_temporaries, safe_loading)
 from smt_mm.errors import CheckpointLoadError, CorruptCheckpointError
 from smt_mm.models.utils import apply_checkpoint
 
@@ -114,15 +113,12 @@ def _check_intact(filename: str) -> None:
 def _newest_intact_checkpoint(filename: str) -> Optional[str]:
     """The newest complete ``*.pth`` beside ``filename``, other than it."""
     folder = osp.dirname(osp.abspath(filename))
-    others = [
-        p for p in glob.glob(osp.join(glob.escape(folder), '*.pth'))
-        if osp.abspath(p) != osp.abspath(filename)
-    ]
-    for path in sorted(others, key=osp.getmtime, reverse=True):
-        if is_complete_checkpoint(path, verify_data=True):
-            try:
-                read_checkpoint(path)
-            except CheckpointLoadError:
-                continue
-            return path
+    for path in complete_checkpoints(folder, verify_data=True):
+        if osp.abspath(path) == osp.abspath(filename):
+            continue
+        try:
+            read_checkpoint(path)
+        except CheckpointLoadError:
+            continue
+        return path
     return None

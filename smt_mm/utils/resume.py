@@ -38,7 +38,7 @@ def latest_complete_checkpoint(work_dir: str) -> Optional[str]:
     """
     from mmengine.logging import print_log
 
-    from smt_mm.checkpoint import is_complete_checkpoint
+    from smt_mm.checkpoint import complete_checkpoints, is_complete_checkpoint
     if not osp.isdir(work_dir):
         return None
     named = None
@@ -48,18 +48,14 @@ def latest_complete_checkpoint(work_dir: str) -> Optional[str]:
             named = f.read().strip() or None
         if named and is_complete_checkpoint(named):
             return named
-    found = sorted(
-        glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime, reverse=True)
-    for path in found:
-        if is_complete_checkpoint(path):
-            if named:
-                print_log(
-                    f'--resume: {named} (from last_checkpoint) is '
-                    f'missing or incomplete; resuming from {path}',
-                    logger='current',
-                    level=logging.WARNING)
-            return path
-    return None
+    path = next(complete_checkpoints(work_dir), None)
+    if path is not None and named:
+        print_log(
+            f'--resume: {named} (from last_checkpoint) is missing or '
+            f'incomplete; resuming from {path}',
+            logger='current',
+            level=logging.WARNING)
+    return path
 
 
 def protect_earlier_run(cfg: Config, resume: Optional[str],
