@@ -40,6 +40,12 @@ use_pypi_cuda_compiler() {
   fi
   version=$("$PY" -c "from importlib.metadata import version; print(version('cuda-toolkit'))")
   pip_install "cuda-toolkit[nvcc,cccl]==$version"
+  # Some cuda-toolkit releases (13.0.2, which torch 2.11 pulls) pin nvcc but
+  # not the nvvm / crt it runs: pip then takes their newest (13.5), whose
+  # PTX this ptxas refuses ("Unsupported .version"). Hold them to nvcc's.
+  local nvcc_version
+  nvcc_version=$("$PY" -c "from importlib.metadata import version; print(version('nvidia-cuda-nvcc'))")
+  pip_install "nvidia-nvvm==$nvcc_version.*" "nvidia-cuda-crt==$nvcc_version.*"
   CUDA_HOME=$("$PY" -c "import os, nvidia; print(next(p for p in (os.path.join(d, 'cu$major') for d in nvidia.__path__) if os.path.isdir(p)))")
   export CUDA_HOME PATH="$CUDA_HOME/bin:$PATH"
   # The wheel ships libcudart.so.$major only; the linker's -lcudart needs
