@@ -5,7 +5,8 @@
 attention, folded BatchNorm and a folded FFN identity. The functions here
 compute the same model the direct way: NCHW tensors, one conv per
 modulation head followed by an explicit interleave, BatchNorm applied on
-its own, the N x N attention map, ``h + dwconv(h)``. They read the
+its own, the N x N attention map, ``h + dwconv(h)`` (the patch
+embeddings are the model's own). They read the
 parameters of an existing ``SMT``, so both computations always use the
 same weights. The tests check the model against this, and the benchmark
 times it as a baseline.
