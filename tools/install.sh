@@ -19,6 +19,9 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 GPU=${FORCE_CUDA:-0}
 pip_install() { "$PY" -m pip install "$@"; }
+installed_version() {
+  "$PY" -c "from importlib.metadata import version; print(version('$1'))"
+}
 mmcv_ops_work() {
   GPU=$GPU "$PY" - <<'PY' 2>/dev/null
 import os, torch, mmcv
@@ -38,13 +41,13 @@ use_pypi_cuda_compiler() {
   if [ -z "$major" ]; then
     echo "FORCE_CUDA=1: the installed torch has no CUDA support" >&2; exit 1
   fi
-  version=$("$PY" -c "from importlib.metadata import version; print(version('cuda-toolkit'))")
+  version=$(installed_version cuda-toolkit)
   pip_install "cuda-toolkit[nvcc,cccl]==$version"
   # Some cuda-toolkit releases (13.0.2, which torch 2.11 pulls) pin nvcc but
   # not the nvvm / crt it runs: pip then takes their newest (13.5), whose
   # PTX this ptxas refuses ("Unsupported .version"). Hold them to nvcc's.
   local nvcc_version
-  nvcc_version=$("$PY" -c "from importlib.metadata import version; print(version('nvidia-cuda-nvcc'))")
+  nvcc_version=$(installed_version nvidia-cuda-nvcc)
   pip_install "nvidia-nvvm==$nvcc_version.*" "nvidia-cuda-crt==$nvcc_version.*"
   CUDA_HOME=$("$PY" -c "import os, nvidia; print(next(p for p in (os.path.join(d, 'cu$major') for d in nvidia.__path__) if os.path.isdir(p)))")
   export CUDA_HOME PATH="$CUDA_HOME/bin:$PATH"
