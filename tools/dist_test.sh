@@ -6,6 +6,18 @@ set -e
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
+# GPUS: processes per node (GPUs, or CPU processes without GPUs)
+if [ "$#" -lt 3 ]; then
+    echo "usage: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]" >&2
+    exit 2
+fi
+case "$GPUS" in
+    ''|*[!0-9]*) GPUS=0 BAD=1 ;;
+esac
+if [ -n "${BAD:-}" ] || [ "$((10#$GPUS))" -lt 1 ]; then
+    echo "error: GPUS must be a positive integer (processes per node, e.g. 2), got '$3'; usage: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]" >&2
+    exit 2
+fi
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}

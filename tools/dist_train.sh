@@ -5,6 +5,18 @@
 set -e
 CONFIG=$1
 GPUS=$2
+# GPUS: processes per node (GPUs, or CPU processes without GPUs)
+if [ "$#" -lt 2 ]; then
+    echo "usage: tools/dist_train.sh CONFIG GPUS [train.py args]" >&2
+    exit 2
+fi
+case "$GPUS" in
+    ''|*[!0-9]*) GPUS=0 BAD=1 ;;
+esac
+if [ -n "${BAD:-}" ] || [ "$((10#$GPUS))" -lt 1 ]; then
+    echo "error: GPUS must be a positive integer (processes per node, e.g. 2), got '$2'; usage: tools/dist_train.sh CONFIG GPUS [train.py args]" >&2
+    exit 2
+fi
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}

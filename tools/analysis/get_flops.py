@@ -10,6 +10,7 @@ SMT paper leaves those out.
 import argparse
 
 import smt_mm  # noqa: F401
+from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import run_cli
 from smt_mm.utils.complexity import count_complexity
 from smt_mm.utils.config import load_config, task_of
@@ -26,6 +27,18 @@ def build_model(cfg, task):
     return revert_sync_batchnorm(model)
 
 
+def check_shape(shape) -> None:
+    """``--shape`` is H or H W, positive; one line otherwise."""
+    if shape is None:
+        return
+    given = ' '.join(map(str, shape))
+    if len(shape) > 2:
+        raise LaunchError(f'--shape takes H or H W, got {len(shape)} values '
+                          f'({given})')
+    if min(shape) < 1:
+        raise LaunchError(f'--shape must be positive, got {given}')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
@@ -37,6 +50,7 @@ def main(argv=None):
         help='input H [W]; default 224 (cls), 512x512 '
         '(seg), 1280x800 (det)')
     args = parser.parse_args(argv)
+    check_shape(args.shape)
     cfg = load_config(args.config)
     task = task_of(cfg)
     default = {
