@@ -177,16 +177,63 @@ def enable_amp(cfg: Config) -> None:
     (:class:`~smt_mm.engine.BF16AmpOptimWrapper`; mmcv's CPU ops in the
     heads take float32 only)."""
     wrapper = cfg.optim_wrapper
-    if wrapper.get('type', 'OptimWrapper') in ('AmpOptimWrapper',
-                                               'BF16AmpOptimWrapper'):
+    kind = wrapper.get('type', 'OptimWrapper')
+    if kind == 'AmpOptimWrapper':
+        amp_on_cpu(cfg)
+        return
+    if kind == 'BF16AmpOptimWrapper':
         return
     if torch.cuda.is_available():
         wrapper.type = 'AmpOptimWrapper'
         wrapper.setdefault('loss_scale', 'dynamic')
     else:
-        wrapper.type = 'BF16AmpOptimWrapper'
-        wrapper.pop('loss_scale', None)
-        wrapper.setdefault('autocast_modules', ('backbone', 'neck'))
+        _to_bf16(wrapper)
+
+
+# Arguments of mmengine's AmpOptimWrapper that BF16AmpOptimWrapper has not:
+# bfloat16 needs no loss scaling, and its dtype is bfloat16.
+_AMP_ONLY_ARGS = ('loss_scale', 'dtype', 'use_fsdp')
+
+
+def amp_on_cpu(cfg: Config) -> bool:
+    """Make a config that names mmengine's ``AmpOptimWrapper`` (e.g.
+    mmdet's ``*_amp-*`` configs) train on a machine without CUDA, as
+    ``--amp`` does there: :class:`~smt_mm.engine.BF16AmpOptimWrapper`
+    with bfloat16 autocast of the backbone and neck (mmengine's wrapper
+    asserts that a GPU is present).
+
+    Returns:
+        bool: Whether the wrapper was switched (False with CUDA, or when
+        the config does not name ``AmpOptimWrapper``).
+    """
+    wrapper = cfg.get('optim_wrapper')
+    if not isinstance(wrapper, dict) or torch.cuda.is_available() or \
+            wrapper.get('type') != 'AmpOptimWrapper':
+        return False
+    _to_bf16(wrapper)
+    return True
+
+
+def _to_bf16(wrapper: ConfigDict) -> None:
+    wrapper.type = 'BF16AmpOptimWrapper'
+    for key in _AMP_ONLY_ARGS:
+        wrapper.pop(key, None)
+    wrapper.setdefault('autocast_modules', ('backbone', 'neck'))
+
+
+def amp_message(cfg: Config) -> Optional[str]:
+    """The line that says how a run without CUDA does mixed precision, or
+    None when it does not (or runs on a GPU)."""
+    wrapper = cfg.get('optim_wrapper')
+    if not isinstance(wrapper, dict) or torch.cuda.is_available() or \
+            wrapper.get('type') != 'BF16AmpOptimWrapper':
+        return None
+    modules = wrapper.get('autocast_modules')
+    where = 'the whole forward' if modules is None else \
+        'the forward of ' + ', '.join(modules)
+    return (f'AMP on CPU: bfloat16 autocast of {where} '
+            '(BF16AmpOptimWrapper, no loss scaling; mmengine\'s '
+            'AmpOptimWrapper needs a GPU)')
 
 
 def enable_auto_scale_lr(cfg: Config) -> None:

@@ -3,6 +3,8 @@
 reseeding, TensorBoard logging where installed)."""
 from mmengine.config import Config, ConfigDict
 
+from .config import amp_message, amp_on_cpu
+
 
 def add_reseed_hook(cfg: Config) -> None:
     """Make training repeatable across ``--resume`` (see
@@ -36,9 +38,16 @@ def build_runner(cfg: Config):
     """Build the config's runner (:class:`~smt_mm.engine.SMTRunner` unless
     the config names another ``runner_type``), with
     :class:`~smt_mm.engine.RNGReseedHook` added and logging to TensorBoard
-    as well where it is installed."""
+    as well where it is installed. Without CUDA, a config naming mmengine's
+    ``AmpOptimWrapper`` trains with bfloat16 autocast instead
+    (:func:`~smt_mm.utils.config.amp_on_cpu`), and the log says so."""
     from mmengine.registry import RUNNERS
     add_reseed_hook(cfg)
     add_tensorboard_backend(cfg)
+    amp_on_cpu(cfg)  # a config naming AmpOptimWrapper, without CUDA
     cfg.setdefault('runner_type', 'SMTRunner')
-    return RUNNERS.build(cfg)
+    runner = RUNNERS.build(cfg)
+    message = amp_message(cfg)
+    if message:
+        runner.logger.info(message)
+    return runner

@@ -1,12 +1,21 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """``--amp`` without a GPU: bfloat16 autocast through BF16AmpOptimWrapper."""
 
+import sys
+
+import pytest
 import torch
-from helpers import assert_finite_losses, train_tiny_det
+from helpers import (assert_finite_losses, run_tool, train_log, train_tiny_det,
+                     write_tiny_det_config)
 from mmengine.config import Config
 
 from smt_mm.engine import BF16AmpOptimWrapper
-from smt_mm.utils.config import enable_amp
+from smt_mm.utils.config import (amp_message, amp_on_cpu, enable_amp,
+                                 load_config)
+from smt_mm.utils.runner import build_runner
+
+# what mmdet's *_amp-* configs set (e.g. mask-rcnn_r50_fpn_amp-1x_coco.py)
+AMP_CONFIG = "optim_wrapper = dict(type='AmpOptimWrapper', loss_scale=512.)"
 
 
 class Net(torch.nn.Module):
@@ -68,4 +77,57 @@ def test_enable_amp_picks_the_wrapper_for_the_device(monkeypatch):
 def test_maskrcnn_trains_with_amp_on_cpu(tmp_path):
     log = train_tiny_det(tmp_path, '--amp', env=dict(CUDA_VISIBLE_DEVICES=''))
     assert "type='BF16AmpOptimWrapper'" in log
+    assert_finite_losses(log)
+
+
+def test_amp_config_runs_bf16_without_cuda(monkeypatch):
+    """A config that names mmengine's AmpOptimWrapper (mmdet's *_amp-*
+    configs) gets the bfloat16 wrapper on CPU, with or without --amp."""
+    amp = dict(
+        type='AmpOptimWrapper',
+        loss_scale=512.,
+        optimizer=dict(type='SGD', lr=0.1))
+    for switch in (amp_on_cpu, enable_amp):
+        cfg = Config(dict(optim_wrapper=dict(amp)))
+        switch(cfg)
+        wrapper = cfg.optim_wrapper
+        assert wrapper.type == 'BF16AmpOptimWrapper'
+        assert 'loss_scale' not in wrapper
+        assert tuple(wrapper.autocast_modules) == ('backbone', 'neck')
+        assert amp_message(cfg).startswith('AMP on CPU: bfloat16 autocast')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    cfg = Config(dict(optim_wrapper=dict(amp)))
+    assert not amp_on_cpu(cfg) and amp_message(cfg) is None
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+
+
+def test_build_runner_trains_an_amp_config_on_cpu(tmp_path):
+    """Through the runner the tools build: the config's AmpOptimWrapper
+    (which asserts a GPU in mmengine) becomes BF16AmpOptimWrapper, and the
+    log says so once."""
+    config = write_tiny_det_config(
+        tmp_path / 'data', num_train=2, max_epochs=1, extra=AMP_CONFIG)
+    cfg = load_config(config)
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = build_runner(cfg)
+    runner.train()
+    assert isinstance(runner.optim_wrapper, BF16AmpOptimWrapper)
+    log = train_log(tmp_path / 'work')
+    assert log.count('AMP on CPU: bfloat16 autocast') == 1
+    assert_finite_losses(log)
+
+
+@pytest.mark.slow
+def test_amp_config_trains_through_train_py(tmp_path):
+    config = write_tiny_det_config(
+        tmp_path / 'data', num_train=2, max_epochs=1, extra=AMP_CONFIG)
+    work = tmp_path / 'work'
+    proc = run_tool(
+        [sys.executable, 'tools/train.py', config, '--work-dir',
+         str(work)],
+        env=dict(CUDA_VISIBLE_DEVICES=''))
+    assert (proc.stdout + proc.stderr).count('AMP on CPU: bfloat16') == 1
+    log = train_log(work)
+    assert "type='BF16AmpOptimWrapper'" in log
+    assert 'AMP on CPU: bfloat16 autocast' in log
     assert_finite_losses(log)
