@@ -1,13 +1,16 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """Checking that a state dict fits a model before loading it."""
 import logging
-from typing import Dict
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Dict, Iterator, Tuple
 
-import torch
 import torch.nn as nn
 from mmengine.logging import print_log
+from torch import Tensor
 
 from smt_mm.errors import CheckpointLoadError, CheckpointMismatchError
+from .reading import display_name
 
 _SHOWN = 5  # keys named per kind of mismatch
 
@@ -39,17 +42,51 @@ def describe_mismatch(model_state: Dict, state_dict: Dict) -> str:
     return '; '.join(parts)
 
 
-def check_finite(state_dict: Dict, source: str) -> None:
-    """Raise naming the first tensors holding NaN or infinity."""
+def check_finite(state: Any, source: str) -> None:
+    """Raise naming the first tensors holding NaN or infinity.
+
+    ``state`` is a state dict or any nesting of dicts, lists and tuples
+    (an optimizer's state); floating-point and complex tensors are checked.
+    """
     bad = [
-        k for k, v in state_dict.items() if isinstance(v, torch.Tensor)
-        and v.is_floating_point() and not bool(torch.isfinite(v).all())
+        path for path, value in _leaf_tensors(state, '')
+        if (value.is_floating_point() or value.is_complex())
+        and not bool(value.isfinite().all())
     ]
     if bad:
         more = f' (+{len(bad) - _SHOWN} more)' if len(bad) > _SHOWN else ''
         raise CheckpointLoadError(
             f'checkpoint {source} holds NaN or infinite values in '
             f'{", ".join(bad[:_SHOWN])}{more}')
+
+
+def _leaf_tensors(state: Any, path: str) -> Iterator[Tuple[str, Tensor]]:
+    if isinstance(state, Tensor):
+        yield path, state
+    elif isinstance(state, dict):
+        for key, value in state.items():
+            yield from _leaf_tensors(value,
+                                     f'{path}.{key}' if path else str(key))
+    elif isinstance(state, (list, tuple)):
+        for i, value in enumerate(state):
+            yield from _leaf_tensors(value, f'{path}[{i}]')
+
+
+def check_state_dict_types(state_dict: Any, source: str) -> None:
+    """Refuse anything but a dict of string keys and tensor values."""
+    if not isinstance(state_dict, dict):
+        raise CheckpointMismatchError(
+            f'checkpoint {source}: its weights are a '
+            f'{type(state_dict).__name__}, not a dict of tensors')
+    for key, value in state_dict.items():
+        if not isinstance(key, str):
+            raise CheckpointMismatchError(
+                f'checkpoint {source}: weight key {key!r} is a '
+                f'{type(key).__name__}; keys must be strings')
+        if not isinstance(value, Tensor):
+            raise CheckpointMismatchError(
+                f'checkpoint {source}: weight {key} is a '
+                f'{type(value).__name__}; values must be tensors')
 
 
 def fitting_part(model_state: Dict, state_dict: Dict) -> Dict:
@@ -79,7 +116,8 @@ def load_checked(module: nn.Module,
         CheckpointLoadError: A tensor is not finite.
         CheckpointMismatchError: With ``strict``, the keys or shapes differ.
     """
-    check_finite(state_dict, source)
+    source = display_name(source)
+    check_state_dict_types(state_dict, source)
     model_state = module.state_dict()
     problems = describe_mismatch(model_state, state_dict)
     if problems and strict:
@@ -94,4 +132,51 @@ def load_checked(module: nn.Module,
             logger='current',
             level=logging.WARNING)
         state_dict = fitting_part(model_state, state_dict)
-    module.load_state_dict(state_dict, strict=False)
+    # after the key check: only tensors that fit the model are computed on
+    check_finite(state_dict, source)
+    with allow_partial_loading():
+        module.load_state_dict(state_dict, strict=False)
+
+
+# Set while a state dict that load_checked has checked is being loaded, so
+# that the models' own load hooks (check_load_in_hook) do not repeat it.
+_CHECKED = ContextVar('smt_mm_state_dict_checked', default=False)
+
+
+@contextmanager
+def allow_partial_loading():
+    """Inside the block, :func:`check_load_in_hook` does nothing: use it to
+    load a partial state dict on purpose (``load_checked(strict=False)``
+    does)."""
+    token = _CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _CHECKED.reset(token)
+
+
+def check_load_in_hook(module: nn.Module, state_dict: Dict, prefix: str,
+                       what: str) -> None:
+    """Strict, finite loading for models loaded by other libraries' code.
+
+    Called from a model's ``_load_from_state_dict`` (SMT, SMTClassifier):
+    mmengine's ``load_checkpoint`` (behind mmpretrain's ``get_model``,
+    ``init_model``, the inferencers, a plain ``Runner``) loads with
+    ``strict=False`` and no finiteness check; this makes the keys under
+    ``prefix`` fit the module and their tensors finite, or raises one line.
+    Does nothing inside :func:`allow_partial_loading`.
+    """
+    if _CHECKED.get():
+        return
+    ours = {
+        k[len(prefix):]: v
+        for k, v in state_dict.items()
+        if isinstance(k, str) and k.startswith(prefix)
+    }
+    problems = describe_mismatch(module.state_dict(), ours)
+    if problems:
+        raise CheckpointMismatchError(
+            f'the weights loaded into {what} do not match it: {problems} '
+            '(to load a part on purpose, wrap the call in '
+            'smt_mm.checkpoint.allow_partial_loading())')
+    check_finite(ours, f'loaded into {what}')

@@ -17,12 +17,14 @@ mmengine's own loaders (``load_from``, ``init_cfg=dict(type='Pretrained')``,
 :func:`enable_safe_loading` does so for the whole process, for users' own
 scripts. Importing ``smt_mm`` changes nothing.
 """
+import hashlib
 import io
 import logging
 import os
 import os.path as osp
 import pickle
 import re
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Dict
 from urllib.parse import urlparse
@@ -34,15 +36,27 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 from smt_mm.errors import (CheckpointLoadError, CorruptCheckpointError,
                            UnsafeCheckpointError)
+from .budget import check_container, check_tensors
 from .unpickler import materialize
 from .unpickler import safe_globals as allowed_globals
-from .writing import AtomicLocalBackend
+from .writing import (AtomicLocalBackend, create_temporary,
+                      remove_stale_temporaries)
 
 # Set to 1 to unpickle trusted legacy files without the safe loader. Such a
 # file can run any code on this machine while it loads.
 UNSAFE_LOAD_ENV = 'SMT_MM_UNSAFE_LOAD'
 # seconds a download may stall (connect or read) before it fails
 _STALL_TIMEOUT = 60
+# A download slower than this (bytes/s, averaged once it has run for the
+# grace period in seconds) is a server dripping bytes, not a checkpoint.
+_MIN_RATE = 16 << 10
+_RATE_GRACE = 30
+# The largest body downloaded, in MiB (SMT-L's release file is ~0.9 GB).
+MAX_DOWNLOAD_ENV = 'SMT_MM_MAX_DOWNLOAD_MB'
+_MAX_DOWNLOAD_BYTES = 4096 << 20
+# torch hub's convention: a file name ending in -<first hex digits of the
+# file's SHA-256>.<ext>
+_HUB_HASH = re.compile(r'-([a-f0-9]{8,64})\.\w+$')
 # Where a checkpoint keeps config text that mmengine would execute:
 # meta['config'] (Runner.resume), meta['cfg'] and
 # message_hub['runtime_info']['cfg'] (the inferencers, given no config).
@@ -92,20 +106,20 @@ def _read_local(filename: str, map_location) -> Any:
     path = osp.expanduser(filename)
     if not osp.isfile(path):
         raise CheckpointLoadError(f'checkpoint file not found: {filename}')
-    with open(path, 'rb') as f:
-        return safe_load(f, filename, map_location)
+    return safe_load(path, filename, map_location)
 
 
 def safe_load(source, filename: str, map_location='cpu') -> Any:
-    """Unpickle ``source`` (a path or binary file object) weights-only.
+    """Unpickle ``source`` (a path or seekable binary file object)
+    weights-only, within a memory budget.
 
     Only tensors, plain containers, plain numeric numpy data and mmengine's
-    ``HistoryBuffer`` are rebuilt (:mod:`.unpickler`); with
+    ``HistoryBuffer`` are rebuilt (:mod:`.unpickler`), and nothing may
+    allocate much beyond the bytes the file holds (:mod:`.budget`); with
     ``SMT_MM_UNSAFE_LOAD=1`` the file is unpickled fully, with a warning.
     ``filename`` names the file in errors.
     """
-    unsafe = unsafe_load_enabled()
-    if unsafe:
+    if unsafe_load_enabled():
         print_log(
             f'{UNSAFE_LOAD_ENV}=1: loading {filename} with full '
             'unpickling; the file can run code on this machine',
@@ -113,25 +127,32 @@ def safe_load(source, filename: str, map_location='cpu') -> Any:
             level=logging.WARNING)
         return torch.load(
             source, map_location=map_location, weights_only=False)
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, 'rb') as f:
+            return safe_load(f, filename, map_location)
+    check_container(source, filename)
     try:
         with torch.serialization.safe_globals(allowed_globals()):
             # weights_only explicit: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD must
             # not switch safe loading off behind the user's back.
             loaded = torch.load(
                 source, map_location=map_location, weights_only=True)
+        loaded = materialize(loaded)
+        check_tensors(loaded, filename)
+    except CheckpointLoadError:
+        raise
     except pickle.UnpicklingError as err:
         reason = _refusal_reason(err)
         if _is_refusal(err, reason):
             raise UnsafeCheckpointError(
                 f'refused to load checkpoint {filename} for safety: it holds '
-                f'objects that could run code or corrupt memory when '
-                f'unpickled ({reason}); if you trust its source, '
+                f'what the safe loader does not rebuild ({reason}); if you '
+                f'trust its source, '
                 f'{UNSAFE_LOAD_ENV}=1 loads it unsafely') from None
         raise _corrupt(filename, err) from None
-    except (RuntimeError, EOFError, KeyError, ValueError, OSError, TypeError,
-            IndexError, pickle.PickleError) as err:
+    except Exception as err:  # a hostile file can make torch raise anything
         raise _corrupt(filename, err) from None
-    return drop_config_text(materialize(loaded))
+    return drop_config_text(loaded)
 
 
 def drop_config_text(checkpoint: Any) -> Any:
@@ -178,7 +199,10 @@ def _corrupt(filename: str, err: Exception) -> CorruptCheckpointError:
         what = ('the file is truncated, not a PyTorch checkpoint, or uses '
                 'pickle instructions the safe loader refuses')
     else:
-        detail = str(err).split('. ')[0].strip() or type(err).__name__
+        first = ' '.join(str(err).split('. ')[0].split())
+        detail = f'{type(err).__name__}: {first}' if first \
+            else type(err).__name__
+    detail = ' '.join(detail.split())  # one line
     return CorruptCheckpointError(
         f'cannot read checkpoint {filename}: {what} ({detail[:200]})')
 
@@ -189,11 +213,15 @@ def _corrupt(filename: str, err: Exception) -> CorruptCheckpointError:
 def download_checkpoint(url: str) -> str:
     """The local copy of ``url`` in torch's hub cache, downloaded first if
     needed (by local rank 0 first in distributed runs: one download per
-    machine, the other processes then find the file)."""
+    machine, the other processes then find the file).
+
+    The cache is keyed by the whole URL: ``$TORCH_HOME/hub/checkpoints/
+    smt_mm/<sha256 of the URL>/<file name>``. A file name ending in
+    ``-<hex>.pth`` (torch hub's convention) must match the start of the
+    file's SHA-256. See :func:`_download` for the limits.
+    """
     from mmengine.dist import get_dist_info, get_local_rank
-    cache = osp.join(torch.hub.get_dir(), 'checkpoints')
-    name = osp.basename(urlparse(url).path) or 'checkpoint.pth'
-    path = osp.join(cache, name)
+    path = cached_path(url)
     _, world_size = get_dist_info()
     if get_local_rank() == 0:
         _download(url, path)
@@ -203,29 +231,144 @@ def download_checkpoint(url: str) -> str:
     return path
 
 
+def cached_path(url: str) -> str:
+    """Where the download of ``url`` is kept (inside the cache folder
+    whatever the URL's path holds)."""
+    key = hashlib.sha256(url.encode()).hexdigest()[:24]
+    name = osp.basename(urlparse(url).path)
+    if not re.fullmatch(r'[\w][\w.+-]{0,200}', name):
+        name = 'checkpoint.pth'
+    return osp.join(torch.hub.get_dir(), 'checkpoints', 'smt_mm', key, name)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without credentials: user info and the query string (signed
+    URLs carry their signature there) are replaced by ``...``."""
+    parts = urlparse(url)
+    if not (parts.query or parts.username or parts.password):
+        return url
+    netloc = parts.hostname or ''
+    if parts.port:
+        netloc += f':{parts.port}'
+    if parts.username or parts.password:
+        netloc = '...@' + netloc
+    query = '?...' if parts.query else ''
+    return f'{parts.scheme}://{netloc}{parts.path}{query}'
+
+
+def display_name(filename: str) -> str:
+    """``filename`` as logs and messages may show it (URLs redacted)."""
+    filename = str(filename)
+    return redact_url(filename) if filename.startswith(
+        ('http://', 'https://')) else filename
+
+
+def redact_urls(obj: Any) -> Any:
+    """A copy of ``obj`` (nested dicts, lists, tuples, strings) with every
+    ``http(s)://`` URL that carries credentials or a query redacted, or
+    ``obj`` itself if it has none."""
+    if isinstance(obj, str):
+        return display_name(obj)
+    if isinstance(obj, dict):
+        items = {k: redact_urls(v) for k, v in obj.items()}
+        changed = any(items[k] is not v for k, v in obj.items())
+        return type(obj)(items) if changed else obj
+    if isinstance(obj, (list, tuple)):
+        items = [redact_urls(v) for v in obj]
+        changed = any(a is not b for a, b in zip(items, obj))
+        return type(obj)(items) if changed else obj
+    return obj
+
+
+def _max_download_bytes() -> int:
+    mib = os.environ.get(MAX_DOWNLOAD_ENV, '')
+    try:
+        return int(float(mib) * (1 << 20)) if mib else _MAX_DOWNLOAD_BYTES
+    except ValueError:
+        raise CheckpointLoadError(
+            f'{MAX_DOWNLOAD_ENV}={mib!r} is not a number of MiB') from None
+
+
 def _download(url: str, path: str) -> None:
+    """Fetch ``url`` into ``path`` unless it is there. Refused: bodies over
+    ``SMT_MM_MAX_DOWNLOAD_MB`` (default 4096), shorter than announced,
+    silent for ``_STALL_TIMEOUT`` seconds, or slower than
+    ``_MIN_RATE`` bytes/s after ``_RATE_GRACE`` seconds. Nothing partial is
+    ever left or used: the body goes to a temporary file in the cache
+    folder, renamed into place only when complete and checked."""
     if osp.isfile(path):
         return
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    print_log(f'downloading {url} to {path}', logger='current')
-    import socket
-    saved = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(_STALL_TIMEOUT)  # urllib has no other knob
+    shown = display_name(url)
+    folder = osp.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    print_log(f'downloading {shown} to {path}', logger='current')
+    # a killed download leaves its temporary file: drop those gone quiet
+    remove_stale_temporaries(folder, older_than=2 * _STALL_TIMEOUT)
+    fd, partial = create_temporary(path)
     try:
-        # writes a temporary file and moves it into place when complete
-        torch.hub.download_url_to_file(url, path, progress=False)
-    except Exception as err:  # urllib raises many types
-        raise CheckpointLoadError(
-            f'cannot download checkpoint {url}: {type(err).__name__}: '
-            f'{err}') from None
+        with os.fdopen(fd, 'wb') as out:
+            digest = _fetch(url, shown, out)
+        expected = _HUB_HASH.search(osp.basename(path))
+        if expected and not digest.startswith(expected.group(1)):
+            raise CheckpointLoadError(
+                f'cannot download checkpoint {shown}: its SHA-256 {digest} '
+                f'does not start with {expected.group(1)}, which its file '
+                'name promises')
+        os.replace(partial, path)
     finally:
-        socket.setdefaulttimeout(saved)
+        if osp.exists(partial):
+            os.remove(partial)
+
+
+def _fetch(url: str, shown: str, out) -> str:
+    """Copy the body of ``url`` to ``out`` within the limits; its SHA-256."""
+    import urllib.request
+    limit = _max_download_bytes()
+    digest = hashlib.sha256()
+    received = 0
+
+    def fail(why: str):
+        return CheckpointLoadError(f'cannot download checkpoint {shown}: '
+                                   f'{why}')
+
+    try:
+        request = urllib.request.Request(url, headers={'User-Agent': 'smt_mm'})
+        with urllib.request.urlopen(
+                request, timeout=_STALL_TIMEOUT) as response:
+            announced = response.headers.get('Content-Length')
+            announced = int(announced) if announced else None
+            if announced is not None and announced > limit:
+                raise fail(f'it announces {announced} bytes, more than the '
+                           f'limit of {limit} ({MAX_DOWNLOAD_ENV})')
+            start = time.monotonic()
+            while True:
+                chunk = response.read1(1 << 20)
+                if not chunk:
+                    break
+                received += len(chunk)
+                if received > limit:
+                    raise fail(f'the body exceeds the limit of {limit} '
+                               f'bytes ({MAX_DOWNLOAD_ENV})')
+                elapsed = time.monotonic() - start
+                if elapsed > _RATE_GRACE and \
+                        received / elapsed < _MIN_RATE:
+                    raise fail(f'too slow ({received} bytes in '
+                               f'{elapsed:.0f} s)')
+                digest.update(chunk)
+                out.write(chunk)
+    except CheckpointLoadError:
+        raise
+    except Exception as err:  # urllib raises many types
+        why = ' '.join(str(err).replace(url, shown).split())
+        raise fail(f'{type(err).__name__}: {why}') from None
+    if announced is not None and received != announced:
+        raise fail(f'the body ended after {received} of {announced} bytes')
+    return digest.hexdigest()
 
 
 def _read_url(url: str, map_location) -> Any:
     path = download_checkpoint(url)
-    with open(path, 'rb') as f:
-        return safe_load(f, url, map_location)
+    return safe_load(path, display_name(url), map_location)
 
 
 def _read_named(filename: str, map_location) -> Any:

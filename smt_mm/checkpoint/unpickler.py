@@ -29,6 +29,9 @@ import numpy as np
 
 # Statistics every HistoryBuffer registers (its class dict fills lazily).
 _DEFAULT_STATISTICS = frozenset({'min', 'max', 'mean', 'current'})
+# Containers nested deeper than this are refused: checkpoints nest a few
+# levels, and every walk over them recurses.
+MAX_DEPTH = 100
 # numpy type codes of plain numeric data: bool, ints, floats, complex
 _NUMERIC_KINDS = frozenset('biufc')
 _NUMPY_MODULES = ('numpy._core.multiarray', 'numpy.core.multiarray')
@@ -120,11 +123,14 @@ def safe_globals() -> List:
     return pairs
 
 
-def materialize(obj: Any, _seen: Dict[int, Any] = None) -> Any:
+def materialize(obj: Any, _seen: Dict[int, Any] = None, _depth=0) -> Any:
     """``obj`` with every :class:`_Array` / :class:`_DType` holder replaced
     by the real array / dtype (containers and ``HistoryBuffer`` attributes
-    are walked)."""
+    are walked; nesting deeper than ``MAX_DEPTH`` is refused)."""
     seen = {} if _seen is None else _seen
+    if _depth > MAX_DEPTH:
+        _refuse(f'containers nested more than {MAX_DEPTH} levels deep')
+    depth = _depth + 1
     key = id(obj)
     if key in seen:
         return seen[key]
@@ -135,20 +141,22 @@ def materialize(obj: Any, _seen: Dict[int, Any] = None) -> Any:
     elif isinstance(obj, dict):
         seen[key] = obj
         for k in list(obj):
-            obj[k] = materialize(obj[k], seen)
+            obj[k] = materialize(obj[k], seen, depth)
         result = obj
     elif isinstance(obj, list):
         seen[key] = obj
-        obj[:] = [materialize(v, seen) for v in obj]
+        obj[:] = [materialize(v, seen, depth) for v in obj]
         result = obj
     elif isinstance(obj, tuple):
-        result = type(obj)(materialize(v, seen) for v in obj) \
-            if not hasattr(obj, '_fields') else \
-            type(obj)(*(materialize(v, seen) for v in obj))
+        items = [materialize(v, seen, depth) for v in obj]
+        result = type(obj)(*items) if hasattr(obj, '_fields') \
+            else type(obj)(items)
+    elif isinstance(obj, (set, frozenset)):
+        result = type(obj)(materialize(v, seen, depth) for v in obj)
     elif type(obj).__name__ == 'HistoryBuffer':
         seen[key] = obj
         for k, v in vars(obj).items():
-            setattr(obj, k, materialize(v, seen))
+            setattr(obj, k, materialize(v, seen, depth))
         result = obj
     else:
         result = obj

@@ -10,9 +10,10 @@ import glob
 import os
 import os.path as osp
 import secrets
+import time
 import zipfile
 from pathlib import Path
-from typing import Iterator, List, Union
+from typing import Iterator, List, Tuple, Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
@@ -38,9 +39,7 @@ class AtomicLocalBackend(LocalBackend):
         filepath = str(filepath)
         folder = osp.dirname(osp.abspath(filepath))
         os.makedirs(folder, exist_ok=True)
-        tmp = osp.join(
-            folder, f'.{osp.basename(filepath)}.{secrets.token_hex(6)}.tmp')
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd, tmp = create_temporary(filepath)
         try:
             with os.fdopen(fd, 'wb') as f:
                 f.write(obj)
@@ -57,6 +56,16 @@ class AtomicLocalBackend(LocalBackend):
 register_backend(ATOMIC_BACKEND, AtomicLocalBackend)
 
 
+def create_temporary(filepath: str) -> Tuple[int, str]:
+    """A new hidden ``.<name>.<hex>.tmp`` beside ``filepath``, opened for
+    writing with mode 0666 minus the umask (as ``open()`` creates files):
+    ``(fd, path)``."""
+    tmp = osp.join(
+        osp.dirname(osp.abspath(filepath)),
+        f'.{osp.basename(filepath)}.{secrets.token_hex(6)}.tmp')
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+
+
 def _fsync_dir(folder: str) -> None:
     """Persist a rename (the folder entry) where the platform allows it."""
     try:
@@ -71,12 +80,16 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
-def remove_stale_temporaries(folder: str) -> List[str]:
+def remove_stale_temporaries(folder: str, older_than: float = 0) -> List[str]:
     """Delete the temporary files that interrupted saves left in
-    ``folder``; returns their paths."""
+    ``folder`` (only those unchanged for ``older_than`` seconds); returns
+    their paths."""
     removed = []
+    now = time.time()
     for path in glob.glob(osp.join(glob.escape(folder), _TMP_PATTERN)):
         try:
+            if now - osp.getmtime(path) < older_than:
+                continue
             os.remove(path)
             removed.append(path)
         except OSError:

@@ -72,6 +72,11 @@ def test_code_carrying_pickle_is_refused(tmp_path, monkeypatch):
     with open(path, 'wb') as f:
         pickle.dump({'state_dict': RunsCommand()}, f, protocol=2)
     monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnsafeCheckpointError, match='bare pickle'):
+        safe_load(str(path), str(path))
+    assert not (tmp_path / 'pwned_by_pickle').exists()
+    # the same payload inside a zip checkpoint: the unpickler refuses it
+    torch.save({'state_dict': RunsCommand()}, path)
     with pytest.raises(UnsafeCheckpointError, match='posix.system'):
         safe_load(str(path), str(path))
     assert not (tmp_path / 'pwned_by_pickle').exists()

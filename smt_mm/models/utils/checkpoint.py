@@ -15,7 +15,7 @@ from typing import Dict, Optional
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from smt_mm.checkpoint import load_checked, read_checkpoint
+from smt_mm.checkpoint import display_name, load_checked, read_checkpoint
 from smt_mm.errors import CheckpointMismatchError
 from .ckpt_convert import (convert_official_state_dict, is_official_state_dict,
                            official_to_classifier)
@@ -76,10 +76,12 @@ def load_pretrained_backbone(module: nn.Module,
     ``module``; with ``strict`` (default) any key or shape that does not fit
     stops the run (only a classification head may be left out)."""
     checkpoint = read_checkpoint(filename, map_location=map_location)
-    state_dict = extract_backbone_state_dict(checkpoint, prefix, filename)
+    state_dict = extract_backbone_state_dict(checkpoint, prefix,
+                                             display_name(filename))
     load_checked(module, state_dict, filename, strict=strict)
     print_log(
-        f'SMT: loaded {len(state_dict)} tensors from {filename}',
+        f'SMT: loaded {len(state_dict)} tensors from '
+        f'{display_name(filename)}',
         logger='current')
 
 

@@ -1,0 +1,161 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""The reading budget: small hostile files are refused before they make the
+reader allocate far more than they hold, with one line naming the file."""
+import json
+import os
+import struct
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import torch
+
+from smt_mm.checkpoint import read_checkpoint
+from smt_mm.errors import CheckpointLoadError, UnsafeCheckpointError
+
+
+class _Bytearray:
+    """Unpickles as ``bytearray(n)``: torch's own allow-list admits it."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __reduce__(self):
+        return (bytearray, (self.n, ))
+
+
+def _rezip(src, dst, replace=None, compress=zipfile.ZIP_STORED):
+    """Copy a torch zip, replacing records (by name suffix) and/or
+    compressing them."""
+    with zipfile.ZipFile(src) as zin, \
+            zipfile.ZipFile(dst, 'w', compress) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            for suffix, new in (replace or {}).items():
+                if info.filename.endswith(suffix):
+                    data = new
+            zout.writestr(info.filename, data, compress_type=compress)
+
+
+def write_attacks(folder, megabytes=300):
+    """Small files that would expand to ``megabytes`` (or nest deeply);
+    returns {name: path}, with a valid file under 'valid'."""
+    n = megabytes << 20
+    files = {
+        name: str(folder / f'{name}.pth')
+        for name in ('valid', 'stride0', 'bytearray', 'deflate', 'deep',
+                     'meta', 'sparse', 'legacy')
+    }
+    torch.save({'state_dict': {'w': torch.ones(1000)}}, files['valid'])
+    view = torch.zeros(1).as_strided((n // 4, ), (0, ))
+    torch.save({'state_dict': {'w': view}}, files['stride0'])
+    torch.save({'x': _Bytearray(n)}, files['bytearray'])
+    plain = str(folder / 'zeros.pth')
+    torch.save({'w': torch.zeros(n // 4, dtype=torch.float32)}, plain)
+    _rezip(plain, files['deflate'], compress=zipfile.ZIP_DEFLATED)
+    os.remove(plain)
+    depth = 100_000  # {'x': [[[...]]]} as protocol-2 opcodes
+    pkl = (b'\x80\x02}X' + struct.pack('<I', 1) + b'x' + b']' * depth + b'a' *
+           (depth - 1) + b's.')
+    _rezip(files['valid'], files['deep'], {'data.pkl': pkl})
+    torch.save({'w': torch.empty(n, device='meta')}, files['meta'])
+    torch.save({'w': torch.eye(4).to_sparse()}, files['sparse'])
+    torch.save({'w': torch.ones(2)},
+               files['legacy'],
+               _use_new_zipfile_serialization=False)
+    return files
+
+
+@pytest.fixture(scope='module')
+def attacks(tmp_path_factory):
+    return write_attacks(tmp_path_factory.mktemp('attacks'))
+
+
+@pytest.mark.parametrize('name, reason', [
+    ('stride0', 'claims 314572800 bytes as a view of a 4-byte storage'),
+    ('bytearray', 'GLOBAL __builtin__.bytearray allocates memory'),
+    ('deflate', 'is compressed'),
+    ('deep', 'nested more than 100 levels deep'),
+    ('meta', 'w is a meta tensor'),
+    ('sparse', 'w is a torch.sparse_coo tensor'),
+    ('legacy', 'legacy (pre-1.6) PyTorch format'),
+])
+def test_hostile_files_are_one_line_refusals(attacks, name, reason):
+    with pytest.raises(UnsafeCheckpointError) as err:
+        read_checkpoint(attacks[name])
+    message = str(err.value)
+    assert message.startswith(
+        f'refused to load checkpoint {attacks[name]} for safety')
+    assert reason in message and '\n' not in message
+
+
+def test_shared_storage_claims_are_bounded(tmp_path):
+    """Views that each fit their storage, but many of them: tied weights
+    are fine, ten thousand claims on one storage are not."""
+    base = torch.ones(1 << 18)  # 1 MiB
+    tied = tmp_path / 'tied.pth'
+    torch.save({'a': base, 'b': base[:10], 'c': base}, tied)
+    loaded = read_checkpoint(str(tied))
+    assert loaded['b'].untyped_storage().data_ptr() == \
+        loaded['a'].untyped_storage().data_ptr()
+    many = tmp_path / 'many.pth'
+    torch.save({f'k{i}': base for i in range(400)}, many)
+    with pytest.raises(UnsafeCheckpointError, match='claim .* bytes as views'):
+        read_checkpoint(str(many))
+
+
+def test_malformed_pickles_are_one_line(tmp_path):
+    """Pickles a hostile writer crafts that make torch's unpickler raise
+    types other than UnpicklingError (unknown codec, BUILD on a set, a
+    rebuild function called on an int, a persistent id not a tuple)."""
+    good = tmp_path / 'good.pth'
+    torch.save({'x': []}, good)
+    bodies = {
+        'codec': b'\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x04\x00\x00'
+        b'\x00nopeq\x00\x86R.',
+        'build_on_set':
+        b'\x80\x02cbuiltins\nset\n)R}X\x01\x00\x00\x00aK\x01sb.',
+        'rebuild_int': b'\x80\x02ctorch._utils\n_rebuild_tensor_v2\nK\x01'
+        b'\x85R.',
+        'persid_int': b'\x80\x02K\x01Q.',
+    }
+    for name, body in bodies.items():
+        path = tmp_path / f'{name}.pth'
+        _rezip(good, path, {'data.pkl': body})
+        with pytest.raises(CheckpointLoadError) as err:
+            read_checkpoint(str(path))
+        message = str(err.value)
+        assert str(path) in message and '\n' not in message, (name, message)
+
+
+def test_reading_attacks_stays_within_budget(tmp_path):
+    """Peak memory (RSS, in a child process) of reading each hostile file
+    stays within 150 MB of reading a valid one; the bombs would take
+    300 MB each."""
+    files = write_attacks(tmp_path)
+    script = ('import json, resource, sys\n'
+              'from smt_mm.checkpoint import read_checkpoint\n'
+              'files = json.loads(sys.argv[1])\n'
+              'def peak():\n'
+              '    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n'
+              'read_checkpoint(files.pop("valid"))\n'
+              'base, result = peak(), {}\n'
+              'for name, path in files.items():\n'
+              '    try:\n'
+              '        read_checkpoint(path)\n'
+              '        outcome = "read"\n'
+              '    except Exception as err:\n'
+              '        outcome = type(err).__name__\n'
+              '    result[name] = [outcome, (peak() - base) / 1024]\n'
+              'print(json.dumps(result))\n')
+    proc = subprocess.run([sys.executable, '-c', script,
+                           json.dumps(files)],
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name, (outcome, grown_mb) in result.items():
+        assert outcome == 'UnsafeCheckpointError', (name, outcome)
+        assert grown_mb < 150, (name, grown_mb)
