@@ -9,6 +9,9 @@ mmseg and mmpretrain scopes), the ``SMTRunner``, the ``RNGReseedHook`` and
 for other code is left unchanged; see :mod:`smt_mm.checkpoint` for the safe
 loading our runner and tools use, and ``enable_safe_loading()`` for scripts.
 """
+import os
+import warnings
+
 from .engine import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
 from .utils import model_hub  # noqa: F401 (our models in mmpretrain)
@@ -16,5 +19,17 @@ from .utils.package import register_config_package
 from .version import __version__
 
 register_config_package()
+
+if os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '0') not in ('', '0'):
+    # Not ours to switch off; the user should know what it means.
+    warnings.warn(
+        'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set: torch.load in other '
+        "libraries' code (mmengine's load_checkpoint behind mmpretrain's "
+        'get_model, the inferencers, a plain Runner) unpickles checkpoint '
+        "files fully and can run code from them. SMT-MM's runner and tools "
+        'ignore it; in your own scripts call '
+        'smt_mm.checkpoint.enable_safe_loading() to route mmengine through '
+        'the safe reader.',
+        stacklevel=2)
 
 __all__ = ['__version__']

@@ -31,15 +31,27 @@ def describe_mismatch(model_state: Dict, state_dict: Dict) -> str:
         if k in state_dict and hasattr(state_dict[k], 'shape')
         and state_dict[k].shape != model_state[k].shape
     ]
+    # complex into real (imaginary part dropped) or float into integer
+    kinds = [
+        f'{k} (file {state_dict[k].dtype}, model {model_state[k].dtype})'
+        for k in model_state if isinstance(state_dict.get(k), Tensor)
+        and _kind(state_dict[k]) != _kind(model_state[k])
+    ]
     parts = []
-    for title, keys in (('shape mismatch', shapes), ('missing', missing),
-                        ('unexpected', unexpected)):
+    for title, keys in (('shape mismatch', shapes), ('dtype mismatch', kinds),
+                        ('missing', missing), ('unexpected', unexpected)):
         if keys:
             more = f', ... (+{len(keys) - _SHOWN} more)' \
                 if len(keys) > _SHOWN else ''
             parts.append(f'{len(keys)} {title}: '
                          f'{", ".join(keys[:_SHOWN])}{more}')
     return '; '.join(parts)
+
+
+def _kind(tensor: Tensor) -> str:
+    if tensor.is_complex():
+        return 'complex'
+    return 'float' if tensor.is_floating_point() else 'integer'
 
 
 def check_finite(state: Any, source: str) -> None:
