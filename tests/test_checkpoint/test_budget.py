@@ -2,69 +2,15 @@
 """The reading budget: small hostile files are refused before they make the
 reader allocate far more than they hold, with one line naming the file."""
 import json
-import os
-import struct
 import subprocess
 import sys
-import zipfile
 
 import pytest
 import torch
+from helpers.attacks import rezip, write_attacks
 
 from smt_mm.checkpoint import read_checkpoint
 from smt_mm.errors import CheckpointLoadError, UnsafeCheckpointError
-
-
-class _Bytearray:
-    """Unpickles as ``bytearray(n)``: torch's own allow-list admits it."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __reduce__(self):
-        return (bytearray, (self.n, ))
-
-
-def _rezip(src, dst, replace=None, compress=zipfile.ZIP_STORED):
-    """Copy a torch zip, replacing records (by name suffix) and/or
-    compressing them."""
-    with zipfile.ZipFile(src) as zin, \
-            zipfile.ZipFile(dst, 'w', compress) as zout:
-        for info in zin.infolist():
-            data = zin.read(info.filename)
-            for suffix, new in (replace or {}).items():
-                if info.filename.endswith(suffix):
-                    data = new
-            zout.writestr(info.filename, data, compress_type=compress)
-
-
-def write_attacks(folder, megabytes=300):
-    """Small files that would expand to ``megabytes`` (or nest deeply);
-    returns {name: path}, with a valid file under 'valid'."""
-    n = megabytes << 20
-    files = {
-        name: str(folder / f'{name}.pth')
-        for name in ('valid', 'stride0', 'bytearray', 'deflate', 'deep',
-                     'meta', 'sparse', 'legacy')
-    }
-    torch.save({'state_dict': {'w': torch.ones(1000)}}, files['valid'])
-    view = torch.zeros(1).as_strided((n // 4, ), (0, ))
-    torch.save({'state_dict': {'w': view}}, files['stride0'])
-    torch.save({'x': _Bytearray(n)}, files['bytearray'])
-    plain = str(folder / 'zeros.pth')
-    torch.save({'w': torch.zeros(n // 4, dtype=torch.float32)}, plain)
-    _rezip(plain, files['deflate'], compress=zipfile.ZIP_DEFLATED)
-    os.remove(plain)
-    depth = 100_000  # {'x': [[[...]]]} as protocol-2 opcodes
-    pkl = (b'\x80\x02}X' + struct.pack('<I', 1) + b'x' + b']' * depth + b'a' *
-           (depth - 1) + b's.')
-    _rezip(files['valid'], files['deep'], {'data.pkl': pkl})
-    torch.save({'w': torch.empty(n, device='meta')}, files['meta'])
-    torch.save({'w': torch.eye(4).to_sparse()}, files['sparse'])
-    torch.save({'w': torch.ones(2)},
-               files['legacy'],
-               _use_new_zipfile_serialization=False)
-    return files
 
 
 @pytest.fixture(scope='module')
@@ -122,7 +68,7 @@ def test_malformed_pickles_are_one_line(tmp_path):
     }
     for name, body in bodies.items():
         path = tmp_path / f'{name}.pth'
-        _rezip(good, path, {'data.pkl': body})
+        rezip(good, path, {'data.pkl': body})
         with pytest.raises(CheckpointLoadError) as err:
             read_checkpoint(str(path))
         message = str(err.value)

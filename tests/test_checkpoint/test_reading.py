@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import MINI_ARCH, REPO, write_tiny_det_config
+from helpers.attacks import write_attacks
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 
@@ -169,13 +170,15 @@ def numpy_attack(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('attack', ['code', 'numpy'])
+@pytest.mark.parametrize('attack', ['code', 'numpy', 'stride0', 'deflate'])
 def test_tools_refuse_code_with_one_line(evil, tmp_path, attack):
     """tools/train.py --resume, load_from, tools/test.py CHECKPOINT and
-    tools/convert_official.py."""
+    tools/convert_official.py refuse code and memory bombs."""
     path, marker = evil
     if attack == 'numpy':
         path = numpy_attack(tmp_path)
+    elif attack != 'code':
+        path = write_attacks(tmp_path / 'bombs', megabytes=64)[attack]
     config = write_tiny_det_config(tmp_path / 'data', num_train=2)
     work = str(tmp_path / 'work')
     runs = [
