@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Install SMT-MM and its OpenMMLab 2.x stack into the active Python
 # environment (a fresh virtualenv is recommended):
-#   torch 2.13 + torchvision 0.28 -> mmcv 2.1.0 built from source with ops
+#   torch 2.11-2.13 (an installed one in that range is kept; else 2.13.0)
+#   + its torchvision -> mmcv 2.1.0 built against it with ops
 #   -> mmengine / mmdet / mmseg / mmpretrain (+ undeclared needs) -> smt_mm.
 # Environment:
-#   PYTHON      interpreter to install into (default: python3)
-#   MMCV_WHEEL  a prebuilt mmcv 2.1.0 wheel for this torch, used instead of
-#               building from source
+#   PYTHON      interpreter to install into (default: python3; 3.10-3.13)
+#   MMCV_WHEEL  a prebuilt mmcv 2.1.0 wheel for this torch and Python, used
+#               instead of building from source
+#   WHEELHOUSE  a folder of wheels (see README): install from it alone
+#               (pip --no-index --find-links WHEELHOUSE), no network needed
 #   MAX_JOBS    parallel compile jobs for mmcv (default: all cores)
 #   MMCV_WHEEL_DIR  where the GPU variant keeps the mmcv wheel it builds
 #               (default: build/wheels)
@@ -19,6 +22,28 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 GPU=${FORCE_CUDA:-0}
 pip_install() { "$PY" -m pip install "$@"; }
+"$PY" - <<'PY'
+import sys
+if not (3, 10) <= sys.version_info[:2] <= (3, 13):
+    sys.exit(f'{sys.executable} is Python {sys.version.split()[0]}; SMT-MM '
+             'installs on Python 3.10-3.13: use a virtualenv of one of them')
+PY
+if [ -n "${WHEELHOUSE:-}" ]; then
+  if [ ! -d "$WHEELHOUSE" ]; then
+    echo "WHEELHOUSE=$WHEELHOUSE is not a folder: give the folder of wheels" \
+      "built as the README's offline install says" >&2
+    exit 2
+  fi
+  # every pip call below, builds included: this folder only, no index
+  PIP_FIND_LINKS=$(cd "$WHEELHOUSE" && pwd)
+  export PIP_NO_INDEX=1 PIP_FIND_LINKS
+  echo "offline install: only the wheels in $PIP_FIND_LINKS, no index"
+fi
+if [ -n "${MMCV_WHEEL:-}" ] && [ ! -f "$MMCV_WHEEL" ]; then
+  echo "MMCV_WHEEL=$MMCV_WHEEL is not a file: give the path of an" \
+    "mmcv-2.1.0-*.whl built against the installed torch" >&2
+  exit 2
+fi
 installed_version() {
   "$PY" -c "from importlib.metadata import version; print(version('$1'))"
 }
@@ -60,14 +85,62 @@ use_pypi_cuda_compiler() {
   echo "compiling mmcv's CUDA ops with $("$CUDA_HOME/bin/nvcc" --version | tail -1)"
 }
 
-pip_install -U pip
+# What to do about torch: "install" (none is installed) or "keep TORCH_REQ
+# TORCHVISION_REQ" (an installed torch of the supported range, with the
+# torchvision of its release: 2.11 -> 0.26, 2.12 -> 0.27, 2.13 -> 0.28).
+torch_plan() {
+  "$PY" - <<'PY'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+
+def installed(name):
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+torch, vision = installed('torch'), installed('torchvision')
+if torch is None:
+    print('install')
+    sys.exit()
+major, minor = (int(part) for part in torch.split('+')[0].split('.')[:2])
+if not (2, 11) <= (major, minor) <= (2, 13):
+    sys.exit(f'torch {torch} is installed; SMT-MM supports torch 2.11-2.13: '
+             'install one of those (with its torchvision) first, or use a '
+             'fresh virtualenv, where this script installs torch 2.13.0')
+release = f'0.{minor + 15}'
+if vision and vision.split('+')[0].split('.')[:2] == release.split('.'):
+    print(f'keep torch=={torch} torchvision=={vision}')
+else:
+    print(f'keep torch=={torch} torchvision=={release}.*')
+PY
+}
+
+plan=$(torch_plan)  # before anything is installed: may refuse the torch
+if [ -z "${WHEELHOUSE:-}" ]; then
+  pip_install -U pip
+fi
 # torch first: mmcv's build compiles against it.
-pip_install -r requirements/torch.txt
+if [ "$plan" = install ]; then
+  pip_install -r requirements/torch.txt
+else
+  read -r _ torch_req vision_req <<<"$plan"
+  echo "keeping the installed ${torch_req/==/ } (supported: 2.11-2.13)"
+  pip_install "$torch_req" "$vision_req"
+fi
+# Nothing installed after this point may replace that torch.
+keep=$(mktemp)
+trap 'rm -f "$keep"' EXIT
+"$PY" -c "from importlib.metadata import version
+for name in ('torch', 'torchvision'):
+    print(f'{name}=={version(name)}')" >"$keep"
 pip_install -r requirements/build.txt
 if mmcv_ops_work; then
   echo "mmcv 2.1.0 with ops is already installed"
 elif [ -n "${MMCV_WHEEL:-}" ]; then
-  pip_install "$MMCV_WHEEL"
+  pip_install -c "$keep" "$MMCV_WHEEL"
 elif [ "$GPU" = 1 ]; then
   if [ -z "${CUDA_HOME:-}" ] || [ ! -x "$CUDA_HOME/bin/nvcc" ]; then
     use_pypi_cuda_compiler
@@ -83,21 +156,24 @@ elif [ "$GPU" = 1 ]; then
     --no-build-isolation --no-cache-dir --no-deps -w "$wheels" \
     -r requirements/mmcv.txt
   pip_install --force-reinstall --no-deps "$wheels"/mmcv-2.1.0-*.whl
-  pip_install -r requirements/mmcv.txt  # its pure-Python dependencies
+  pip_install -c "$keep" -r requirements/mmcv.txt  # its Python dependencies
   echo "mmcv wheel with CUDA ops: $(ls "$wheels"/mmcv-2.1.0-*.whl)"
 else
   export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
-  pip_install --no-build-isolation -r requirements/mmcv.txt
+  pip_install -c "$keep" --no-build-isolation -r requirements/mmcv.txt
   if ! mmcv_ops_work; then
     # A wheel cached from a build against another torch lacks working ops.
+    # (--no-binary: a wheelhouse's wheel for another torch is no answer)
     pip_install --no-build-isolation --no-cache-dir --force-reinstall \
-      --no-deps -r requirements/mmcv.txt
+      --no-deps --no-binary mmcv -r requirements/mmcv.txt
   fi
 fi
 mmcv_ops_work || {
-  echo "mmcv 2.1.0 ops do not load$([ "$GPU" = 1 ] && echo ' or lack CUDA')" >&2
+  echo "mmcv 2.1.0 ops do not load$([ "$GPU" = 1 ] && echo ' or lack CUDA')" \
+    "with torch $(installed_version torch): a wheel (MMCV_WHEEL, WHEELHOUSE)" \
+    "must be built against this torch and Python" >&2
   exit 1
 }
-pip_install -r requirements/runtime.txt -r requirements/tests.txt
-pip_install --no-build-isolation -e .
+pip_install -c "$keep" -r requirements/runtime.txt -r requirements/tests.txt
+pip_install -c "$keep" --no-build-isolation -e .
 "$PY" -c "import mmcv.ops, mmdet.models, mmseg.models, mmpretrain.models, smt_mm; print('SMT-MM', smt_mm.__version__, 'installed')"
