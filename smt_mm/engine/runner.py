@@ -16,6 +16,7 @@ from smt_mm.checkpoint import (ATOMIC_BACKEND, complete_checkpoints,
                                remove_stale_temporaries, safe_loading)
 from smt_mm.errors import CheckpointLoadError, CorruptCheckpointError
 from smt_mm.models.utils import apply_checkpoint
+from .plain_checkpoint import from_plain, plain_checkpoint_saving
 
 
 @RUNNERS.register_module()
@@ -41,7 +42,10 @@ class SMTRunner(Runner):
       the same folder, with a warning;
     * checkpoints are written atomically with the user's umask, and
       temporary files left by an interrupted save are removed when
-      training starts.
+      training starts;
+    * checkpoints hold plain data only (tensors, numbers, strings,
+      containers), so ``torch.load(weights_only=True)`` and upstream tools
+      read them; loading rebuilds the message hub exactly.
     """
 
     def _init_model_weights(self) -> None:
@@ -66,6 +70,8 @@ class SMTRunner(Runner):
         if strict is None:
             strict = self.cfg.get('load_strict', True)
         checkpoint = read_checkpoint(filename, map_location=map_location)
+        # message hub buffers and numpy data stored as plain data
+        checkpoint = from_plain(checkpoint)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) \
             else self.model
@@ -91,13 +97,19 @@ class SMTRunner(Runner):
             super().resume(fallback, *args, **kwargs)
 
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs):
-        """mmengine's checkpoint, written through the atomic backend when
-        ``out_dir`` is a local folder."""
+        """mmengine's checkpoint as plain data (message hub buffers and
+        numpy values as tensors and dicts, see
+        :mod:`smt_mm.engine.plain_checkpoint`), so that
+        ``torch.load(weights_only=True)`` and the OpenMMLab tools read it;
+        written through the atomic backend when ``out_dir`` is a local
+        folder."""
         local = '://' not in str(out_dir)
         if local and kwargs.get('backend_args') is None and \
                 kwargs.get('file_client_args') is None:
             kwargs['backend_args'] = dict(backend=ATOMIC_BACKEND)
-        return super().save_checkpoint(out_dir, filename, *args, **kwargs)
+        with plain_checkpoint_saving(self):
+            return super().save_checkpoint(out_dir, filename, *args,
+                                           **kwargs)
 
 
 def _check_intact(filename: str) -> None:
