@@ -298,6 +298,9 @@ def enable_visualization(cfg: Config,
             interval=interval)
         return
     hook.update(draw=True, show=show, wait_time=wait_time, interval=interval)
+    # readable pictures: titled panels, small images enlarged, a legend
+    from smt_mm.visualization.visualizers import READABLE
+    cfg.visualizer.type = READABLE[task]
     if show_dir is None:
         return
     check_writable_dir(show_dir, '--show-dir')

@@ -73,11 +73,6 @@ def to_image_grid(maps: torch.Tensor, stride: int,
     return maps.cpu().numpy()
 
 
-def _scaled(heat: np.ndarray) -> np.ndarray:
-    low, high = heat.min(), heat.max()
-    return (heat - low) / (high - low) if high > low else heat * 0
-
-
 def _mark(ax, query):
     if query is not None:
         for size, colour in ((140, 'black'), (60, 'white')):
@@ -88,42 +83,115 @@ def _mark(ax, query):
                        linewidths=3 if colour == 'black' else 1.5)
 
 
+def _value_ticks(low: float, high: float) -> List[float]:
+    return [low, (low + high) / 2, high] if high > low else [low]
+
+
 def draw_heatmaps(image: np.ndarray,
                   heatmaps: np.ndarray,
                   titles: Sequence[str],
                   title: str,
                   path: str,
-                  query: Optional[Tuple[float, float]] = None) -> str:
-    """Save the image and one panel per heat-map blended over it.
+                  query: Optional[Tuple[float, float]] = None,
+                  value_label: str = 'value',
+                  panel_inches: float = PANEL_INCHES) -> str:
+    """Save the image and one panel per heat-map blended over it, each
+    with a colour bar of its own range in real values.
 
     Args:
         image (ndarray): (H, W, 3) uint8 RGB.
-        heatmaps (ndarray): (P, H, W), each min-max scaled for display.
+        heatmaps (ndarray): (P, H, W) values; each panel's colours span
+            its own min..max, which its colour bar gives.
         titles (list[str]): One per heat-map.
         title (str): Figure title.
         path (str): PNG to write.
         query (tuple, optional): (x, y) pixel marked on every panel.
+        value_label (str): What the values are (the colour bars' label).
+        panel_inches (float): Width of a panel (100 pixels per inch).
     """
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
     count = len(titles) + 1
     cols = math.ceil(math.sqrt(count))
     rows = math.ceil(count / cols)
-    fig, axes, bar_ax = _figure(rows, cols, image.shape[0] / image.shape[1])
+    aspect = image.shape[0] / image.shape[1]
+    fig, axes = _panel_figure(rows, cols, aspect, panel_inches)
     axes[0].imshow(image)
     axes[0].set_title(f'input {image.shape[1]}x{image.shape[0]}', fontsize=10)
     _mark(axes[0], query)
     for ax, heat, name in zip(axes[1:], heatmaps, titles):
+        low, high = float(heat.min()), float(heat.max())
+        norm = Normalize(low, high if high > low else low + 1e-12)
         ax.imshow(image)
-        ax.imshow(_scaled(heat), cmap=HEAT_CMAP, alpha=0.5, vmin=0, vmax=1)
+        ax.imshow(heat, cmap=HEAT_CMAP, alpha=0.5, norm=norm)
         ax.set_title(name, fontsize=10)
         _mark(ax, query)
-    # an opaque bar: the blended one would look washed out
-    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), HEAT_CMAP), cax=bar_ax)
-    bar.set_ticks([0, 1], labels=['panel min', 'panel max'])
+        # an opaque bar: the blended one would look washed out
+        bar = fig.colorbar(
+            ScalarMappable(norm, HEAT_CMAP), cax=_bar_axes(fig, ax))
+        bar.set_ticks(_value_ticks(low, high))
+        bar.ax.tick_params(labelsize=7)
+        bar.ax.yaxis.set_major_formatter('{x:.3g}')
     fig.suptitle(title, fontsize=11, y=1 - 0.15 / fig.get_figheight())
+    fig.text(
+        0.5, (EDGE + 0.25) / 2 / fig.get_figheight(),
+        f'colour bars: {value_label}; each panel spans its own range',
+        ha='center',
+        va='center',
+        fontsize=9)
     fig.savefig(path, dpi=100)
     return path
+
+
+# per-panel colour bars: bar width, gap to the panel, room for tick labels
+BAR_W, BAR_GAP, BAR_LABELS = 0.12, 0.06, 0.55
+
+
+def _panel_figure(rows: int, cols: int, aspect: float, inches=PANEL_INCHES):
+    """A figure of ``rows`` x ``cols`` image panels, each with room for a
+    colour bar on its right and a line of text at the bottom."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    height = inches * aspect
+    column = inches + BAR_GAP + BAR_W + BAR_LABELS
+    bottom = EDGE + 0.25
+    fig_w = 2 * EDGE + cols * column
+    fig_h = TOP + rows * (TITLE + height) + bottom
+    fig = Figure(figsize=(fig_w, fig_h))
+    FigureCanvasAgg(fig)
+    axes = []
+    for i in range(rows * cols):
+        row, col = divmod(i, cols)
+        left = EDGE + col * column
+        lower = fig_h - TOP - (row + 1) * (TITLE + height)
+        ax = fig.add_axes(
+            [left / fig_w, lower / fig_h, inches / fig_w, height / fig_h])
+        ax.axis('off')
+        axes.append(ax)
+    return fig, axes
+
+
+def _bar_axes(fig, ax):
+    """Axes for a colour bar right of ``ax``, as tall as it."""
+    box = ax.get_position()
+    fig_w = fig.get_figwidth()
+    return fig.add_axes(
+        [box.x1 + BAR_GAP / fig_w, box.y0, BAR_W / fig_w, box.y1 - box.y0],
+        label=f'colour bar of {ax.get_title()}')
+
+
+def clipped_square(centre, side: int,
+                   shape) -> Tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) edges of the ``side``-pixel square around
+    ``centre`` (row, col), cut to the map (pixel edges at -0.5 and
+    size - 0.5, as imshow draws them)."""
+    height, width = shape
+    half = side / 2
+    x0 = max(centre[1] - half, -0.5)
+    y0 = max(centre[0] - half, -0.5)
+    x1 = min(centre[1] + half, width - 0.5)
+    y1 = min(centre[0] + half, height - 0.5)
+    return x0, y0, x1, y1
 
 
 def _erf_panel(ax, score: np.ndarray, sides: Dict[float, int], centre,
@@ -132,16 +200,22 @@ def _erf_panel(ax, score: np.ndarray, sides: Dict[float, int], centre,
     log = np.log10(np.maximum(score / score.max(), 10.0**-ERF_DECADES))
     shown = ax.imshow(log, cmap=ERF_CMAP, vmin=-ERF_DECADES, vmax=0)
     for (fraction, side), colour in zip(sorted(sides.items()), SQUARE_COLOURS):
-        corner = (centre[1] - side / 2, centre[0] - side / 2)
+        x0, y0, x1, y1 = clipped_square(centre, side, score.shape)
+        clipped = (x1 - x0, y1 - y0) != (side, side)
+        # inside the image: a line drawn on the edge would be half outside
+        inset = 0.75
         ax.add_patch(
-            Rectangle(
-                corner,
-                side,
-                side,
-                fill=False,
-                edgecolor=colour,
-                linewidth=1.5,
-                label=f'{fraction:.0%}: {side} px'))
+            Rectangle((x0 + inset, y0 + inset),
+                      x1 - x0 - 2 * inset,
+                      y1 - y0 - 2 * inset,
+                      fill=False,
+                      edgecolor=colour,
+                      linewidth=1.5,
+                      linestyle='--' if clipped else '-',
+                      label=f'{fraction:.0%}: {side} px' +
+                      (' (cut by the image)' if clipped else '')))
+    ax.set_xlim(-0.5, score.shape[1] - 0.5)
+    ax.set_ylim(score.shape[0] - 0.5, -0.5)
     ax.legend(loc='lower right', fontsize=8, framealpha=0.7)
     ax.set_title(name, fontsize=10)
     return shown

@@ -52,9 +52,13 @@ def _random_init(model: torch.nn.Module) -> None:
     model.init_weights()
 
 
-def build_model(cfg, checkpoint: Optional[str] = None, device: str = 'cpu'):
+def build_model(cfg,
+                checkpoint: Optional[str] = None,
+                device: str = 'cpu',
+                quiet: bool = False):
     """The config's model in eval mode, with ``checkpoint`` loaded or,
-    without one, randomly initialised (a warning says so).
+    without one, randomly initialised (a warning says so unless
+    ``quiet``: the caller loads weights itself).
 
     The backbone's own ``init_cfg`` (a pretrained file) is ignored: either
     the checkpoint holds all weights or the model is random.
@@ -70,9 +74,10 @@ def build_model(cfg, checkpoint: Optional[str] = None, device: str = 'cpu'):
         raise LaunchError('the config has no model.backbone to look into')
     model_cfg.backbone.init_cfg = None
     model = import_module(f'{task}.registry').MODELS.build(model_cfg)
-    if checkpoint is None:
+    if checkpoint is None and not quiet:
         print('warning: no CHECKPOINT given: the model is randomly '
               'initialised, so the maps show an untrained network')
+    if checkpoint is None:
         _random_init(model)
     else:
         _load_weights(model, checkpoint)

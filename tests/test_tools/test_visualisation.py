@@ -109,7 +109,8 @@ def test_browse_dataset_draws_samples(tmp_path, config, kind):
     pngs = sorted(out.glob('*.png'))
     assert len(pngs) == 3
     for png in pngs:
-        assert_picture(png)
+        # the 128-px samples enlarged to a readable 512 px
+        assert_picture(png, min_size=512)
 
 
 def test_plot_logs_axes_per_curve(tmp_path):
@@ -179,4 +180,10 @@ def test_seg_test_show_dir_draws_small_sets_without_train_data(tmp_path):
         f'test_dataloader.dataset.data_root={data}',
         f'train_dataloader.dataset.data_root={tmp_path}/missing'
     ])
-    assert len(list(show.rglob('*.png'))) == 3
+    pictures = sorted(show.rglob('*.png'))
+    assert len(pictures) == 3
+    for picture in pictures:
+        # image, annotation and prediction side by side, 128 px -> 512 px
+        assert_picture(picture, min_size=512 + 50)
+        with Image.open(picture) as img:
+            assert img.size[0] >= 3 * 512

@@ -3,11 +3,13 @@
 with their annotations, to PNG files.
 
     python tools/analysis/browse_dataset.py CONFIG --output-dir DIR
-        [--show-number N]
+        [--show-number N] [--min-side PX]
         [--split train|val|test] [--cfg-options k=v ...]
 
-Uses the task's own visualizer from the config (mmdet boxes and masks,
-mmseg label maps, mmpretrain class labels).
+Detection samples are drawn with their boxes, masks and class labels,
+segmentation samples as the image beside its annotation (distinct colours,
+a legend naming the classes), classification samples with mmpretrain's
+visualizer; samples smaller than --min-side (default 512) are enlarged.
 """
 import argparse
 import os
@@ -38,11 +40,18 @@ def parse_args(argv=None):
         help='how many samples (from the start)')
     parser.add_argument(
         '--split', default='train', choices=('train', 'val', 'test'))
+    parser.add_argument(
+        '--min-side',
+        type=int,
+        default=512,
+        help='enlarge smaller samples to this short side (0: as they are)')
     add_cfg_options(parser)
     return parser.parse_args(argv)
 
 
 def build_visualizer(cfg, dataset):
+    """mmpretrain's visualizer of the config, for classification
+    samples."""
     from mmengine.registry import VISUALIZERS
     vis_cfg = dict(cfg.visualizer)
     # No log backends (nothing is logged) and a name of its own.
@@ -52,34 +61,55 @@ def build_visualizer(cfg, dataset):
     return visualizer
 
 
-def _plain_det_targets(sample) -> None:
-    """The detection visualizer draws tensors and boolean arrays; the
-    pipeline packs box objects and bitmap / polygon masks."""
-    from mmdet.structures.bbox import BaseBoxes
-    instances = sample.gt_instances
-    boxes = instances.get('bboxes')
-    if isinstance(boxes, BaseBoxes):
-        instances.bboxes = boxes.tensor
-    masks = instances.get('masks')
-    if masks is not None and hasattr(masks, 'to_ndarray'):
-        instances.masks = masks.to_ndarray().astype(bool)
-
-
-def draw(task, visualizer, image, sample, out_file):
-    """Write ``image`` (RGB HWC uint8) with ``sample``'s annotations."""
+def sample_panels(task, image, sample):
+    """The titled panels of one detection or segmentation sample: its
+    annotations (over the image)."""
+    from smt_mm.visualization import samples
+    shape = 'x'.join(map(str, image.shape[1::-1]))
     if task == 'mmdet':
-        _plain_det_targets(sample)
+        dets = samples.detections_of(sample.gt_instances)
+        return [
+            samples.Panel(
+                image, f'{shape} after the pipeline: ' +
+                samples.plural(len(dets.labels), 'object'), dets)
+        ]
+    panels = [samples.Panel(image, f'{shape} after the pipeline')]
+    if 'gt_sem_seg' in sample:
+        panels.append(
+            samples.Panel(
+                image,
+                'annotation',
+                label_map=samples.label_map_of(sample.gt_sem_seg)))
+    return panels
+
+
+def draw(task,
+         visualizer,
+         image,
+         sample,
+         out_file,
+         metainfo=None,
+         min_side=512):
+    """Write ``image`` (RGB HWC uint8) with ``sample``'s annotations,
+    enlarged to ``min_side`` when smaller."""
     if task == 'mmpretrain':
+        short = min(image.shape[:2])
         visualizer.visualize_cls(
-            image, sample, draw_pred=False, out_file=out_file)
-    else:
-        visualizer.add_datasample(
-            osp.basename(out_file),
             image,
             sample,
-            draw_gt=True,
             draw_pred=False,
+            resize=min_side if 0 < short < min_side else None,
             out_file=out_file)
+        return
+    from smt_mm.visualization import samples
+    metainfo = metainfo or {}
+    samples.render(
+        sample_panels(task, image, sample),
+        metainfo.get('classes'),
+        metainfo.get('palette'),
+        title=osp.basename(sample.get('img_path', '')) or None,
+        path=out_file,
+        min_side=min_side)
 
 
 def main(argv=None):
@@ -96,7 +126,8 @@ def main(argv=None):
     except FileNotFoundError as err:
         raise LaunchError(f'{err} (check the data with '
                           'tools/misc/check_dataset.py)')
-    visualizer = build_visualizer(cfg, dataset)
+    visualizer = build_visualizer(cfg, dataset) \
+        if task == 'mmpretrain' else None
     os.makedirs(args.out_dir, exist_ok=True)
     count = min(args.num, len(dataset))
     for index in range(count):
@@ -106,7 +137,8 @@ def main(argv=None):
         image = item['inputs'].permute(1, 2, 0).numpy()[..., ::-1].copy()
         stem = osp.splitext(osp.basename(sample.get('img_path', '')))[0]
         out_file = osp.join(args.out_dir, f'{index:04d}_{stem}.png')
-        draw(task, visualizer, image, sample, out_file)
+        draw(task, visualizer, image, sample, out_file, dataset.metainfo,
+             args.min_side)
     print(f'wrote {count} samples of the {args.split} set to '
           f'{args.out_dir}')
 

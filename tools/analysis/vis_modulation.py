@@ -10,8 +10,9 @@ its depthwise conv of kernel 3, 5, 7 or 9, mean |value| over the head's
 channels) and one for the aggregated modulator (what multiplies the value
 branch, mean |value| over channels); ``stageS_blockB_msa.png`` has one panel
 per attention head: the attention of the query point over the image.
-Stages and blocks count from 1. Every heat-map is scaled to its own
-min..max and blended over the image as the network sees it (after the
+Stages and blocks count from 1. Every heat-map spans its own min..max,
+which the colour bar beside it gives in real values, and is blended over
+the image as the network sees it (after the
 config's test pipeline, whose size the first panel gives); the query X Y is
 a pixel of that image (default: its centre). Works for mmpretrain, mmdet and
 mmseg configs whose model.backbone is SMT; without CHECKPOINT the model is
@@ -87,8 +88,12 @@ def draw(result, sample, query, out_dir):
                                  sample.image.shape[:2])
     if mixer.kind == 'SAM':
         what = 'scale-aware modulation, mean |value| per head'
+        unit = ('mean |activation| over the channels of the head (last '
+                'panel: of the modulator), in feature units')
     else:
         what = f'attention of the query ({query[0]:.0f}, {query[1]:.0f})'
+        unit = ("attention weight of each token for the query (a head's "
+                f'weights sum to 1 over its {result.maps[0].numel()} tokens)')
     title = (f'stage {mixer.stage}, block {mixer.block} ({mixer.kind}, '
              f'{mixer.name}): {what}')
     path = osp.join(
@@ -100,7 +105,8 @@ def draw(result, sample, query, out_dir):
         result.titles,
         title,
         path,
-        query=query if mixer.kind == 'MSA' else None)
+        query=query if mixer.kind == 'MSA' else None,
+        value_label=unit)
 
 
 def main(argv=None):

@@ -1,0 +1,159 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""mmdet's and mmseg's local visualizers drawing readable pictures
+(:mod:`smt_mm.visualization.samples`): annotations and predictions in
+titled panels side by side, small images enlarged, labels kept apart, a
+legend of the classes shown.
+
+``tools/test.py --show-dir`` selects them (``ReadableDetVisualizer``,
+``ReadableSegVisualizer``); importing this module registers them in the
+mmdet and mmseg visualizer registries. Everything else (backends, saving
+through the visualization hooks) is the parent classes'.
+"""
+import numpy as np
+from mmdet.registry import VISUALIZERS as DET_VISUALIZERS
+from mmdet.visualization import DetLocalVisualizer
+from mmseg.registry import VISUALIZERS as SEG_VISUALIZERS
+from mmseg.visualization import SegLocalVisualizer
+
+from . import samples
+
+READABLE = {
+    'mmdet': 'ReadableDetVisualizer',
+    'mmseg': 'ReadableSegVisualizer',
+}
+
+
+def _finish(visualizer, name, picture, show, wait_time, out_file, step):
+    """Keep, show and save ``picture`` as the parent classes do."""
+    visualizer.set_image(picture)
+    if show:
+        visualizer.show(picture, win_name=name, wait_time=wait_time)
+    if out_file is not None:
+        import mmcv
+        mmcv.imwrite(picture[..., ::-1], out_file)
+    else:
+        visualizer.add_image(name, picture, step)
+
+
+def _title(name: str, data_sample) -> str:
+    """The image's file name (mmdet's hook names every image
+    ``test_img``)."""
+    import os.path as osp
+    path = data_sample.get('img_path') if data_sample is not None else None
+    return osp.basename(path) if path else name
+
+
+@DET_VISUALIZERS.register_module()
+class ReadableDetVisualizer(DetLocalVisualizer):
+    """:class:`DetLocalVisualizer` with readable pictures.
+
+    Args:
+        min_side (int): Images whose short side is smaller are enlarged
+            (an integer factor) before drawing. Default: 512.
+        **kwargs: The arguments of :class:`DetLocalVisualizer`.
+    """
+
+    def __init__(self,
+                 name: str = 'visualizer',
+                 min_side: int = samples.MIN_SIDE,
+                 **kwargs):
+        # mmengine's ManagerMixin needs ``name`` in the signature
+        super().__init__(name=name, **kwargs)
+        self.min_side = min_side
+
+    def add_datasample(self,
+                       name,
+                       image,
+                       data_sample=None,
+                       draw_gt=True,
+                       draw_pred=True,
+                       show=False,
+                       wait_time=0,
+                       out_file=None,
+                       pred_score_thr=0.3,
+                       step=0):
+        image = np.clip(image, 0, 255).astype(np.uint8)
+        meta = self.dataset_meta or {}
+        panels = []
+        if data_sample is not None:
+            if draw_gt and 'gt_instances' in data_sample:
+                dets = samples.detections_of(data_sample.gt_instances)
+                panels.append(
+                    samples.Panel(
+                        image, 'annotations: ' +
+                        samples.plural(len(dets.labels), 'object'), dets))
+            if draw_pred and 'pred_instances' in data_sample:
+                dets = samples.detections_of(data_sample.pred_instances,
+                                             pred_score_thr)
+                panels.append(
+                    samples.Panel(
+                        image, 'prediction: ' +
+                        samples.plural(len(dets.labels), 'object') +
+                        f' scoring >= {pred_score_thr:g}', dets))
+        if not panels:
+            panels.append(samples.Panel(image, 'image'))
+        picture = samples.render(
+            panels,
+            meta.get('classes'),
+            meta.get('palette'),
+            title=_title(name, data_sample),
+            min_side=self.min_side)
+        _finish(self, name, picture, show, wait_time, out_file, step)
+
+
+@SEG_VISUALIZERS.register_module()
+class ReadableSegVisualizer(SegLocalVisualizer):
+    """:class:`SegLocalVisualizer` with readable pictures: the image, the
+    annotation and the prediction side by side, each class region tinted
+    in a distinct colour with white borders, and a legend.
+
+    Args:
+        min_side (int): Images whose short side is smaller are enlarged
+            (an integer factor) before drawing. Default: 512.
+        **kwargs: The arguments of :class:`SegLocalVisualizer`.
+    """
+
+    def __init__(self,
+                 name: str = 'visualizer',
+                 min_side: int = samples.MIN_SIDE,
+                 **kwargs):
+        # mmengine's ManagerMixin needs ``name`` in the signature
+        super().__init__(name=name, **kwargs)
+        self.min_side = min_side
+
+    def add_datasample(self,
+                       name,
+                       image,
+                       data_sample=None,
+                       draw_gt=True,
+                       draw_pred=True,
+                       show=False,
+                       wait_time=0,
+                       out_file=None,
+                       step=0,
+                       with_labels=True):
+        image = np.clip(image, 0, 255).astype(np.uint8)
+        meta = self.dataset_meta or {}
+        panels = [samples.Panel(image, 'image')]
+        if data_sample is not None:
+            if draw_gt and 'gt_sem_seg' in data_sample:
+                panels.append(
+                    samples.Panel(
+                        image,
+                        'annotation',
+                        label_map=samples.label_map_of(
+                            data_sample.gt_sem_seg)))
+            if draw_pred and 'pred_sem_seg' in data_sample:
+                panels.append(
+                    samples.Panel(
+                        image,
+                        'prediction',
+                        label_map=samples.label_map_of(
+                            data_sample.pred_sem_seg)))
+        picture = samples.render(
+            panels,
+            meta.get('classes'),
+            meta.get('palette'),
+            title=_title(name, data_sample),
+            min_side=self.min_side)
+        _finish(self, name, picture, show, wait_time, out_file, step)
