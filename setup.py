@@ -109,9 +109,11 @@ setup(
     # compiled against the installed torch), so they are not listed here.
     install_requires=read_requirements('runtime.txt'),
     extras_require={
-        'tests': read_requirements('tests.txt'),
+        'tests':
+        read_requirements('tests.txt') + read_requirements('timm.txt'),
         'mim': read_requirements('mim.txt'),
         'deploy': read_requirements('deploy.txt'),
+        'timm': read_requirements('timm.txt'),
     },
     cmdclass={'egg_info': EggInfo},
     license='Apache License 2.0',
