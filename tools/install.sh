@@ -9,7 +9,8 @@
 #   MMCV_WHEEL  a prebuilt mmcv 2.1.0 wheel for this torch and Python, used
 #               instead of building from source
 #   WHEELHOUSE  a folder of wheels (see README): install from it alone
-#               (pip --no-index --find-links WHEELHOUSE), no network needed
+#               (pip --no-index --find-links WHEELHOUSE), no network needed;
+#               without an installed torch, the wheelhouse's torch 2.11-2.13
 #   MAX_JOBS    parallel compile jobs for mmcv (default: all cores)
 #   MMCV_WHEEL_DIR  where the GPU variant keeps the mmcv wheel it builds
 #               (default: build/wheels)
@@ -123,6 +124,11 @@ if [ -z "${WHEELHOUSE:-}" ]; then
   pip_install -U pip
 fi
 # torch first: mmcv's build compiles against it.
+if [ "$plan" = install ] && [ -n "${WHEELHOUSE:-}" ]; then
+  # the supported torch the wheelhouse holds, then its torchvision below
+  pip_install "torch>=2.11,<2.14"
+  plan=$(torch_plan)
+fi
 if [ "$plan" = install ]; then
   pip_install -r requirements/torch.txt
 else

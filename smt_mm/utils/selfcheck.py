@@ -39,6 +39,10 @@ def versions() -> str:
             parts.append(f'{name} {version(name)}')
         except PackageNotFoundError:
             parts.append(f'{name} missing')
+    if parts[-1] == 'smt_mm missing':  # run from a checkout (PYTHONPATH)
+        import smt_mm
+        parts[-1] = f'smt_mm {smt_mm.__version__} (not installed)'
+
     parts[1] += f' (CUDA {torch.version.cuda or "none"})'
     return ', '.join(parts)
 
