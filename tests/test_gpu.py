@@ -14,8 +14,8 @@ import sys
 
 import pytest
 import torch
-from helpers import (assert_finite_losses, run_tool, train_log, train_tiny_det,
-                     write_tiny_det_config)
+from helpers import (MINI_ARCH, assert_finite_losses, run_tool, train_log,
+                     train_tiny_det, write_tiny_det_config)
 from reference_smt import ReferenceSMT
 
 from smt_mm.models import SMT
@@ -25,7 +25,7 @@ pytestmark = [
     pytest.mark.skipif(
         not torch.cuda.is_available(), reason='needs a CUDA device'),
 ]
-MINI_ARCH = dict(embed_dims=[32, 64, 128, 256], depths=[1, 2, 2, 1])
+GPU_ARCH = dict(MINI_ARCH, embed_dims=[32, 64, 128, 256], depths=[1, 2, 2, 1])
 # autocast dtype -> largest error allowed, relative to the fp32 output scale
 AUTOCAST_TOL = {torch.bfloat16: 0.08, torch.float16: 0.02}
 
@@ -46,7 +46,7 @@ def _model(impl='fast'):
     """The SMT model on the GPU, or (``'reference'``) its plain reference
     computation over the same weights."""
     torch.manual_seed(0)
-    model = SMT(MINI_ARCH)
+    model = SMT(GPU_ARCH)
     model.init_weights()
     gen = torch.Generator().manual_seed(3)
     for m in model.modules():  # non-trivial BN statistics to fold

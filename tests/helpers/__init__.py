@@ -21,8 +21,19 @@ sys.path.insert(0, REPO)
 # the reference computation and the official-file loader live with the
 # benchmark tool
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
-# The tiny architecture of the unit tests (4 stages, 16-128 channels).
-MINI_ARCH = dict(embed_dims=[16, 32, 64, 128], depths=[1, 2, 3, 1])
+# The tiny architecture of the unit tests (4 stages, 16-128 channels; the
+# tiny preset's other settings). An arch dict names every required setting:
+# derive variants with dict(MINI_ARCH, depths=...).
+MINI_ARCH = dict(
+    embed_dims=[16, 32, 64, 128],
+    depths=[1, 2, 3, 1],
+    mlp_ratios=[4, 4, 4, 2],
+    ca_num_heads=[4, 4, 4, -1],
+    sa_num_heads=[-1, -1, 8, 16],
+    ca_attentions=[1, 1, 1, 0],
+    head_conv=3,
+    expand_ratio=2,
+    qkv_bias=True)
 
 
 def run_tool(args, cwd=REPO, timeout=900, env=None, check=True):
@@ -58,13 +69,13 @@ def write_tiny_det_config(root,
     make_synthetic_coco(
         root, num_train=num_train, num_val=2, seed=3, image_size=(64, 64))
     config = osp.join(root, 'tiny_det.py')
+    arch = dict(MINI_ARCH, depths=[1, 1, 1, 1])
     with open(config, 'w') as f:
         f.write(f'''
 _base_ = [{QUICKSTART!r}]
 data_root = {root + '/'!r}
 model = dict(backbone=dict(arch=dict(_delete_=True,
-                                     embed_dims=[16, 32, 64, 128],
-                                     depths=[1, 1, 1, 1])),
+                                     **{arch!r})),
              neck=dict(in_channels=[16, 32, 64, 128]))
 train_dataloader = dict(batch_size={batch_size}, num_workers=0,
                         persistent_workers=False,

@@ -7,6 +7,7 @@ import os.path as osp
 
 import pytest
 import torch
+from helpers import MINI_ARCH
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
@@ -75,8 +76,7 @@ def test_release_file_through_get_model(fixtures_dir):
 def test_release_file_for_a_detector_says_use_init_cfg(fixtures_dir):
     official = torch.load(osp.join(fixtures_dir, 'smt_tiny_official.pth'))
     detector = torch.nn.Module()  # an SMT backbone without a linear head
-    detector.backbone = SMT(
-        dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 1, 1]))
+    detector.backbone = SMT(dict(MINI_ARCH, depths=[1, 1, 1, 1]))
     with pytest.raises(CheckpointMismatchError) as err:
         model_state_dict(detector, official, 'smt_tiny.pth')
     message = str(err.value)

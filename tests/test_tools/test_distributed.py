@@ -8,7 +8,7 @@ import time
 
 import pytest
 import torch
-from helpers import REPO, write_tiny_det_config
+from helpers import MINI_ARCH, REPO, write_tiny_det_config
 
 pytestmark = pytest.mark.slow
 HELPER = osp.join(REPO, 'tests', 'helpers', 'dist_grad_check.py')
@@ -18,7 +18,7 @@ HELPER = osp.join(REPO, 'tests', 'helpers', 'dist_grad_check.py')
 # its own half batch, which no single-process run reproduces. With running
 # statistics (and no stochastic depth) each sample's loss is the same
 # function in both set-ups, so mean-of-rank-means equals the global mean.
-CLS_CONFIG = '''
+CLS_CONFIG = f'''
 default_scope = 'mmpretrain'
 custom_imports = dict(imports=['smt_mm'], allow_failed_imports=False)
 model = dict(
@@ -26,8 +26,7 @@ model = dict(
     data_preprocessor=dict(type='ClsDataPreprocessor', num_classes=5,
                            mean=[123.675, 116.28, 103.53],
                            std=[58.395, 57.12, 57.375], to_rgb=True),
-    backbone=dict(type='SMT', arch=dict(embed_dims=[16, 32, 64, 128],
-                                        depths=[1, 1, 2, 1]),
+    backbone=dict(type='SMT', arch={dict(MINI_ARCH, depths=[1, 1, 2, 1])!r},
                   out_indices=(3, ), norm_eval=True, drop_path_rate=0.),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes=5, in_channels=128,

@@ -7,7 +7,7 @@ import os
 import os.path as osp
 
 import pytest
-from helpers import QUICKSTART, REPO
+from helpers import MINI_ARCH, QUICKSTART, REPO
 
 from smt_mm.errors import LaunchError, SMTConfigError, SMTConfigTypeError
 from smt_mm.utils.config import (add_result_dump, check_writable_dir,
@@ -50,8 +50,8 @@ def test_smt_argument_typo_names_close_match():
     ('model.backbone.drop_path_rate', 1.5,
      'drop_path_rate=1.5 is out of range; valid values are in [0, 1)'),
     ('model.backbone.out_indices', [], 'out_indices is empty'),
-    ('model.backbone.arch',
-     dict(_delete_=True, embed_dims=[16, 32, 64, 128], depths=[1, 0, 1, 1]),
+    ('model.backbone.arch', dict(
+        MINI_ARCH, _delete_=True, depths=[1, 0, 1, 1]),
      "arch['depths'][1] must be a positive int, got 0"),
 ])
 def test_smt_values_are_checked_before_building(key, value, fragment):

@@ -7,13 +7,13 @@ import sys
 
 import pytest
 import torch
-from helpers import REPO, write_tiny_det_config
+from helpers import MINI_ARCH, REPO, write_tiny_det_config
 
 from smt_mm.errors import SMTConfigError
 from smt_mm.models import SMT
 from smt_mm.utils.cli import run_cli
 
-TINY_ARCH = dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 1, 1])
+TINY_ARCH = dict(MINI_ARCH, depths=[1, 1, 1, 1])
 
 
 @pytest.mark.parametrize('size', [(32, 32), (33, 33), (47, 61), (65, 32),

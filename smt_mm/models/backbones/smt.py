@@ -8,13 +8,13 @@ import inspect
 import math
 import os
 from copy import deepcopy
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.model import BaseModule, ModuleList
@@ -23,33 +23,19 @@ from mmengine.model.weight_init import (constant_init, normal_init,
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from smt_mm.checkpoint import check_load_in_hook
 from smt_mm.errors import SMTConfigError, SMTConfigTypeError
 from ..utils import load_pretrained_backbone
 
-# Layer norm epsilons of the official model: patch embeddings use PyTorch's
-# default, blocks and stage outputs use 1e-6.
-BLOCK_NORM_EPS = 1e-6
 # (H, W) of a stage's token grid
 HWShape = Tuple[int, int]
-
-_COMMON_ARCH = dict(
-    ca_num_heads=[4, 4, 4, -1],
-    sa_num_heads=[-1, -1, 8, 16],
-    ca_attentions=[1, 1, 1, 0],
-    expand_ratio=2,
-    qkv_bias=True,
-    layerscale_value=1e-4,
-)
-
-
-def _preset(embed_dims, depths, mlp_ratios, head_conv, use_layerscale):
-    return dict(
-        _COMMON_ARCH,
-        embed_dims=embed_dims,
-        depths=depths,
-        mlp_ratios=mlp_ratios,
-        head_conv=head_conv,
-        use_layerscale=use_layerscale)
+# Layer configs of the official model. The norms of the blocks and of the
+# stage outputs use eps 1e-6, those after the patch embeddings PyTorch's
+# default; BatchNorm in the stem and in SAM's aggregation.
+DEFAULT_NORM_CFG = dict(type='BN')
+DEFAULT_ACT_CFG = dict(type='GELU')
+DEFAULT_TRANSFORMER_NORM_CFG = dict(type='LN', eps=1e-6)
+DEFAULT_PATCH_NORM_CFG = dict(type='LN')
 
 
 def use_fused_attn() -> bool:
@@ -122,6 +108,95 @@ def _check_bool(name: str, value) -> None:
             f'SMT: {name} must be True or False, got {_describe(value)}')
 
 
+def _check_divisible(embed_dims: int, num_heads: int, heads: str) -> None:
+    """``embed_dims`` splits evenly over ``num_heads`` heads (``heads``
+    names their kind in the message)."""
+    if embed_dims % num_heads:
+        raise SMTConfigError(
+            f'embed_dims ({embed_dims}) must be divisible by the number '
+            f'of {heads} heads ({num_heads})')
+
+
+# What each layer config of SMT builds, and valid examples for messages.
+_LAYER_KINDS = dict(
+    norm_cfg=('norm', "dict(type='BN'), dict(type='SyncBN') or "
+              "dict(type='GN', num_groups=32)"),
+    act_cfg=('activation', "dict(type='GELU') or dict(type='ReLU')"),
+    transformer_norm_cfg=('norm', "dict(type='LN', eps=1e-6)"),
+    patch_norm_cfg=('norm', "dict(type='LN')"),
+)
+
+
+def _check_layer_cfg(name: str, cfg, widths: Sequence[int]) -> None:
+    """``cfg`` (the argument ``name``) builds its layer: a norm for each of
+    ``widths`` channels, or an activation when ``widths`` is empty."""
+    kind, examples = _LAYER_KINDS[name]
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        raise SMTConfigTypeError(
+            f'SMT: {name} must be a dict with a type, e.g. {examples}; got '
+            f'{_describe(cfg)}')
+    layer = cfg['type']
+    if isinstance(layer, str):
+        # where mmcv's builders look the type up
+        with MODELS.switch_scope_and_registry(None) as registry:
+            layer = registry.get(cfg['type'])
+        if layer is None:
+            names = {n.lower(): n for n in MODELS.module_dict}
+            close = difflib.get_close_matches(cfg['type'].lower(), names, 1)
+            hint = f' (did you mean {names[close[0]]!r}?)' if close else ''
+            raise SMTConfigError(
+                f"SMT: {name} has the unknown type {cfg['type']!r}{hint}; "
+                f'valid {kind} configs are e.g. {examples}')
+    if isinstance(layer, type) and issubclass(layer, nn.GroupNorm) and \
+            'num_groups' not in cfg:
+        # mmcv asserts this without a message
+        raise SMTConfigError(f'SMT: {name}={cfg!r} needs num_groups, e.g. '
+                             "dict(type='GN', num_groups=32)")
+    try:
+        for width in widths:
+            build_norm_layer(cfg, width)
+        if not widths:
+            build_activation_layer(cfg)
+    except Exception as err:
+        reason = ' '.join(str(err).split())
+        size = f' of {width} channels' if widths else ''
+        raise SMTConfigError(f'SMT: {name}={cfg!r} does not build a {kind} '
+                             f'layer{size}: {reason}') from None
+
+
+# mmengine's model zoo schemes: their names are weights of other backbones
+# (mmseg's base configs set e.g. model.pretrained='open-mmlab://resnet50_v1c')
+ZOO_SCHEMES = ('open-mmlab://', 'torchvision://', 'mmcls://')
+
+
+def _pretrained_init_cfg(pretrained, init_cfg):
+    """The ``init_cfg`` an SMT built with ``pretrained`` and ``init_cfg``
+    gets: ``init_cfg`` when ``pretrained`` is None, else a ``Pretrained``
+    init from the checkpoint ``pretrained`` names (mmseg's meaning)."""
+    if pretrained is None:
+        return init_cfg
+    if not isinstance(pretrained, str) or not pretrained:
+        raise SMTConfigTypeError(
+            'SMT: pretrained must be a checkpoint path or URL (a non-empty '
+            f'str) or None, got {_describe(pretrained)}')
+    origin = ("(mmseg segmentors copy the config's model.pretrained into "
+              'the backbone)')
+    if init_cfg:
+        raise SMTConfigError(
+            f'SMT: pretrained={pretrained!r} and init_cfg={init_cfg!r} are '
+            'both set; keep one: pretrained=P means init_cfg=dict(type='
+            f"'Pretrained', checkpoint=P) {origin}; to keep init_cfg, set "
+            'model.pretrained=None')
+    if pretrained.startswith(ZOO_SCHEMES):
+        raise SMTConfigError(
+            f'SMT: pretrained={pretrained!r} names weights of another '
+            f"backbone in mmengine's model zoo, which has no SMT {origin}; "
+            'set model.pretrained=None, or to an SMT checkpoint path or URL '
+            "such as 'https://github.com/AFeng-x/SMT/releases/download/"
+            "v1.0.0/smt_tiny.pth'")
+    return dict(type='Pretrained', checkpoint=pretrained)
+
+
 def _image_as_tokens(x: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`_tokens_as_image` (a view when ``x`` is
     channels-last, a copy otherwise)."""
@@ -142,6 +217,19 @@ class SAM(BaseModule):
             Defaults to 2.
         qkv_bias (bool): Bias in the value and scale projections.
             Defaults to True.
+        norm_cfg (dict): Norm after the aggregation (kept under the name
+            ``bn`` whatever its type, so state-dict keys do not change).
+            Defaults to ``dict(type='BN')``.
+        act_cfg (dict): Activation of the modulator.
+            Defaults to ``dict(type='GELU')``.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+
+    Examples:
+        >>> import torch
+        >>> from smt_mm.models.backbones.smt import SAM
+        >>> sam = SAM(32, num_heads=4).eval()
+        >>> tuple(sam(torch.rand(2, 8 * 8, 32), (8, 8)).shape)
+        (2, 64, 32)
     """
 
     def __init__(self,
@@ -149,12 +237,11 @@ class SAM(BaseModule):
                  num_heads: int = 4,
                  expand_ratio: int = 2,
                  qkv_bias: bool = True,
+                 norm_cfg: Dict = DEFAULT_NORM_CFG,
+                 act_cfg: Dict = DEFAULT_ACT_CFG,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if embed_dims % num_heads:
-            raise SMTConfigError(
-                f'embed_dims ({embed_dims}) must be divisible by the number '
-                f'of modulation heads ({num_heads})')
+        _check_divisible(embed_dims, num_heads, 'modulation')
         self.num_heads = num_heads
         head_dims = embed_dims // num_heads
         self.v = nn.Linear(embed_dims, embed_dims, bias=qkv_bias)
@@ -171,8 +258,8 @@ class SAM(BaseModule):
         # map hold the same channel of every head.
         self.proj0 = nn.Conv2d(
             embed_dims, embed_dims * expand_ratio, 1, groups=head_dims)
-        self.bn = nn.BatchNorm2d(embed_dims * expand_ratio)
-        self.act = nn.GELU()
+        self.bn = build_norm_layer(norm_cfg, embed_dims * expand_ratio)[1]
+        self.act = build_activation_layer(act_cfg)
         self.proj1 = nn.Conv2d(embed_dims * expand_ratio, embed_dims, 1)
         self.proj = nn.Linear(embed_dims, embed_dims)
 
@@ -193,12 +280,12 @@ class SAM(BaseModule):
         return torch.baddbmm(bias, tokens, weight)
 
     def _aggregate(self, mixed: torch.Tensor) -> torch.Tensor:
-        """proj0 and BatchNorm; in eval mode BN is folded into proj0's
-        weights (one pass over the 2C-channel map instead of two). Traced
-        graphs (FLOP counting) keep the BatchNorm, which the model has."""
+        """proj0 and the norm; in eval mode an affine BatchNorm with
+        running statistics is folded into proj0's weights (one pass over
+        the 2C-channel map instead of two). Other norms, and traced graphs
+        (FLOP counting), apply the norm layer itself."""
         bn = self.bn
-        if bn.training or bn.running_mean is None or \
-                torch.jit.is_tracing():
+        if bn.training or not _is_foldable(bn) or torch.jit.is_tracing():
             return bn(self.proj0(mixed))
         scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
         weight = self.proj0.weight * scale[:, None, None, None]
@@ -208,10 +295,10 @@ class SAM(BaseModule):
     def forward(self, x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
         """Head convs on channels-last views; aggregation in NCHW.
 
-        Measured on CPU: depthwise convs are fastest on channels-last
-        input, the grouped 1x1 proj0 (4 input channels per group) is 3-4x
-        faster on contiguous NCHW than on channels-last, and a dense GEMM
-        in its place costs more than it saves once C >= 128. The heads
+        On CPU, depthwise convs are fastest on channels-last input, the
+        grouped 1x1 proj0 (4 input channels per group) is faster on
+        contiguous NCHW than on channels-last, and a dense GEMM in its
+        place costs more than it saves once C >= 128. The heads
         are therefore written straight into the interleaved NCHW buffer
         (the only copy), and the modulator comes back to tokens through
         the GEMM of proj1 rather than a transpose.
@@ -227,13 +314,20 @@ class SAM(BaseModule):
         modulator = self.act(self._aggregate(mixed.flatten(1, 2)))
         # proj1 as a batched (C, 2C) @ (2C, N) GEMM: NCHW out, read as
         # tokens below. bmm (not matmul, which folds the batch through a
-        # transpose) hands GELU and BatchNorm an NCHW gradient like their
-        # saved inputs; mixed layouts there cost 2-4x in their backward.
+        # transpose) hands the activation and the norm an NCHW gradient
+        # like their saved inputs; mixed layouts slow their backward.
         weight = self.proj1.weight.flatten(1).expand(B, -1, -1)
         modulator = torch.baddbmm(self.proj1.bias[:, None], weight,
                                   modulator.flatten(2))
         # v first: the product takes v's (token) layout, which proj needs
         return self.proj(self.v(x) * modulator.transpose(1, 2))
+
+
+def _is_foldable(norm: nn.Module) -> bool:
+    """An affine BatchNorm (SyncBN included) with running statistics, which
+    eval mode can fold into the preceding conv."""
+    return isinstance(norm, _BatchNorm) and norm.affine and \
+        norm.running_mean is not None
 
 
 class MSA(BaseModule):
@@ -257,10 +351,7 @@ class MSA(BaseModule):
                  qkv_bias: bool = True,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if embed_dims % num_heads:
-            raise SMTConfigError(
-                f'embed_dims ({embed_dims}) must be divisible by the number '
-                f'of attention heads ({num_heads})')
+        _check_divisible(embed_dims, num_heads, 'attention')
         self.fused_attn = use_fused_attn()
         self.num_heads = num_heads
         self.scale = (embed_dims // num_heads)**-0.5
@@ -298,16 +389,26 @@ def _cat_or_none(*biases):
 class DWConvFFN(BaseModule):
     """Feed-forward network with a depthwise 3x3 conv before the activation.
 
-    Computes ``fc2(GELU(h + dwconv(h)))`` with ``h = fc1(x)``.
+    Computes ``fc2(act(h + dwconv(h)))`` with ``h = fc1(x)``.
 
     Args:
         embed_dims (int): Input/output channels.
         feedforward_channels (int): Hidden channels.
+        act_cfg (dict): The activation. Defaults to ``dict(type='GELU')``.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+
+    Examples:
+        >>> import torch
+        >>> from smt_mm.models.backbones.smt import DWConvFFN
+        >>> ffn = DWConvFFN(16, 64)
+        >>> tuple(ffn(torch.rand(2, 4 * 6, 16), (4, 6)).shape)
+        (2, 24, 16)
     """
 
     def __init__(self,
                  embed_dims: int,
                  feedforward_channels: int,
+                 act_cfg: Dict = DEFAULT_ACT_CFG,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.fc1 = nn.Linear(embed_dims, feedforward_channels)
@@ -317,7 +418,7 @@ class DWConvFFN(BaseModule):
             3,
             padding=1,
             groups=feedforward_channels)
-        self.act = nn.GELU()
+        self.act = build_activation_layer(act_cfg)
         self.fc2 = nn.Linear(feedforward_channels, embed_dims)
 
     def forward(self, x: torch.Tensor, hw_shape: HWShape):
@@ -351,6 +452,21 @@ class SMTBlock(BaseModule):
         layer_scale_init_value (float): Initial layer scale; 0 disables it.
         with_cp (bool): Recompute this block in the backward pass to save
             memory.
+        norm_cfg (dict): Norm of SAM's aggregation.
+            Defaults to ``dict(type='BN')``.
+        act_cfg (dict): Activation of SAM and of the FFN.
+            Defaults to ``dict(type='GELU')``.
+        transformer_norm_cfg (dict): The two pre-norms (over the channels
+            of the tokens). Defaults to ``dict(type='LN', eps=1e-6)``.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+
+    Examples:
+        >>> import torch
+        >>> from smt_mm.models.backbones.smt import SMTBlock
+        >>> block = SMTBlock(32, mlp_ratio=2, use_sam=False, ca_num_heads=-1,
+        ...                  sa_num_heads=4)
+        >>> tuple(block(torch.rand(1, 4 * 4, 32), (4, 4)).shape)
+        (1, 16, 32)
     """
 
     def __init__(self,
@@ -364,17 +480,21 @@ class SMTBlock(BaseModule):
                  drop_path_rate=0.,
                  layer_scale_init_value=0.,
                  with_cp=False,
+                 norm_cfg: Dict = DEFAULT_NORM_CFG,
+                 act_cfg: Dict = DEFAULT_ACT_CFG,
+                 transformer_norm_cfg: Dict = DEFAULT_TRANSFORMER_NORM_CFG,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
-        self.norm1 = nn.LayerNorm(embed_dims, eps=BLOCK_NORM_EPS)
+        self.norm1 = build_norm_layer(transformer_norm_cfg, embed_dims)[1]
         if use_sam:
-            self.attn = SAM(embed_dims, ca_num_heads, expand_ratio, qkv_bias)
+            self.attn = SAM(embed_dims, ca_num_heads, expand_ratio, qkv_bias,
+                            norm_cfg, act_cfg)
         else:
             self.attn = MSA(embed_dims, sa_num_heads, qkv_bias)
         self.drop_path = DropPath(drop_path_rate)
-        self.norm2 = nn.LayerNorm(embed_dims, eps=BLOCK_NORM_EPS)
-        self.ffn = DWConvFFN(embed_dims, int(embed_dims * mlp_ratio))
+        self.norm2 = build_norm_layer(transformer_norm_cfg, embed_dims)[1]
+        self.ffn = DWConvFFN(embed_dims, int(embed_dims * mlp_ratio), act_cfg)
         if layer_scale_init_value > 0:
             self.gamma1 = nn.Parameter(
                 torch.full((embed_dims, ), float(layer_scale_init_value)))
@@ -402,10 +522,35 @@ class SMTBlock(BaseModule):
 
 
 class StemEmbed(BaseModule):
-    """Stage-1 patch embedding: conv(stride 2) - BN - ReLU - conv(k2, s2) -
-    LayerNorm, giving tokens at stride 4."""
+    """Stage-1 patch embedding: conv(stride 2) - norm - ReLU - conv(k2, s2) -
+    norm, giving tokens at stride 4.
 
-    def __init__(self, in_channels, embed_dims, kernel_size, init_cfg=None):
+    Args:
+        in_channels (int): Input image channels.
+        embed_dims (int): Output channels.
+        kernel_size (int): Kernel of the first conv (the arch's
+            ``head_conv``).
+        norm_cfg (dict): Norm after the first conv.
+            Defaults to ``dict(type='BN')``.
+        patch_norm_cfg (dict): Norm of the output tokens.
+            Defaults to ``dict(type='LN')``.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+
+    Examples:
+        >>> import torch
+        >>> from smt_mm.models.backbones.smt import StemEmbed
+        >>> tokens, hw_shape = StemEmbed(3, 16, 3)(torch.rand(1, 3, 32, 48))
+        >>> tuple(tokens.shape), hw_shape
+        ((1, 96, 16), (8, 12))
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 embed_dims: int,
+                 kernel_size: int,
+                 norm_cfg: Dict = DEFAULT_NORM_CFG,
+                 patch_norm_cfg: Dict = DEFAULT_PATCH_NORM_CFG,
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.stem = ConvModule(
             in_channels,
@@ -414,16 +559,15 @@ class StemEmbed(BaseModule):
             stride=2,
             padding=kernel_size // 2,
             bias=False,
-            norm_cfg=dict(type='BN'),
+            norm_cfg=norm_cfg,
             act_cfg=dict(type='ReLU'))
         self.projection = nn.Conv2d(embed_dims, embed_dims, 2, stride=2)
-        self.norm = nn.LayerNorm(embed_dims)
+        self.norm = build_norm_layer(patch_norm_cfg, embed_dims)[1]
 
     def forward(self, x):
-        # Channels-last through the stem: its convs, BN and ReLU run faster
-        # so (CPU, SMT-T stem at 224² b8: train 96 -> 59 ms; 800x1216
-        # eval 151 -> 100 ms), and the tokens below are then a view rather
-        # than a transposed copy for the LayerNorm.
+        # Channels-last through the stem: its convs, norm and ReLU run
+        # faster so on CPU, and the tokens below are then a view rather
+        # than a transposed copy for the token norm.
         x = self.projection(
             self.stem(x.contiguous(memory_format=torch.channels_last)))
         hw_shape = x.shape[2:]
@@ -431,13 +575,35 @@ class StemEmbed(BaseModule):
 
 
 class SMTStage(BaseModule):
-    """Patch embedding, blocks and output norm of one stage."""
+    """Patch embedding, blocks and output norm of one stage.
 
-    def __init__(self, patch_embed, blocks, embed_dims, init_cfg=None):
+    Args:
+        patch_embed (nn.Module): Maps the input (image or previous stage
+            map, NCHW) to tokens and their ``(H, W)``.
+        blocks (list[SMTBlock]): The stage's blocks.
+        embed_dims (int): Channels of the stage.
+        transformer_norm_cfg (dict): The output norm.
+            Defaults to ``dict(type='LN', eps=1e-6)``.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+
+    Examples:
+        >>> import torch
+        >>> from smt_mm.models.backbones.smt import SMTStage, StemEmbed
+        >>> stage = SMTStage(StemEmbed(3, 16, 3), [], 16)
+        >>> tuple(stage(torch.rand(1, 3, 32, 32)).shape)
+        (1, 16, 8, 8)
+    """
+
+    def __init__(self,
+                 patch_embed: nn.Module,
+                 blocks: Sequence[nn.Module],
+                 embed_dims: int,
+                 transformer_norm_cfg: Dict = DEFAULT_TRANSFORMER_NORM_CFG,
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.patch_embed = patch_embed
         self.blocks = ModuleList(blocks)
-        self.norm = nn.LayerNorm(embed_dims, eps=BLOCK_NORM_EPS)
+        self.norm = build_norm_layer(transformer_norm_cfg, embed_dims)[1]
 
     def forward(self, x):
         x, hw_shape = self.patch_embed(x)
@@ -445,6 +611,18 @@ class SMTStage(BaseModule):
             x = block(x, hw_shape)
         x = self.norm(x)
         return x.transpose(1, 2).reshape(x.shape[0], -1, *hw_shape)
+
+
+# Settings every official preset shares: per-stage head counts (-1 where a
+# stage has no blocks of that kind) and which stages modulate (1) or attend
+# (0); stage 3 alternates both (``SMT.hybrid_stage``).
+_SHARED_ARCH = dict(
+    ca_num_heads=[4, 4, 4, -1],
+    sa_num_heads=[-1, -1, 8, 16],
+    ca_attentions=[1, 1, 1, 0],
+    expand_ratio=2,
+    qkv_bias=True,
+    layerscale_value=1e-4)
 
 
 @MODELS.register_module()
@@ -463,21 +641,42 @@ class SMT(BaseModule):
             ``'s'``, ``'b'``, ``'l'``), or a dict with the constructor names
             of the official code: ``embed_dims``, ``depths``, ``mlp_ratios``,
             ``ca_num_heads``, ``sa_num_heads``, ``ca_attentions``,
-            ``head_conv``, ``expand_ratio``, ``qkv_bias``,
-            ``use_layerscale``, ``layerscale_value``. Keys left out of a dict
-            take the value of the tiny preset. Defaults to ``'tiny'``.
+            ``head_conv``, ``expand_ratio`` and ``qkv_bias`` (required, as
+            every official preset names them), ``use_layerscale`` and
+            ``layerscale_value`` (optional: False and 1e-4, the official
+            defaults). Defaults to ``'tiny'``.
         in_channels (int): Input image channels. Defaults to 3.
         out_indices (Sequence[int] | int): Stages whose (normalised) maps are
             returned; negative indices count from the end.
             Defaults to ``(0, 1, 2, 3)``.
         drop_path_rate (float): Stochastic depth rate, rising linearly from 0
             over all blocks. Defaults to 0.
-        frozen_stages (int): Stages to freeze (no gradients, eval mode),
-            counted from the stem. 0 or -1 freezes none. Defaults to 0.
+        frozen_stages (int): What to freeze (no gradients, eval mode), as in
+            mmdet's and mmpretrain's Swin: -1 nothing, 0 the stem (stage 1's
+            patch embedding), ``i`` the stem and stages 1 to ``i`` (their
+            patch embeddings, blocks and output norms). Defaults to -1.
         norm_eval (bool): Keep BatchNorm layers in eval mode while training.
             Defaults to False.
         with_cp (bool): Use activation checkpointing in every block to save
             memory at the cost of recomputation. Defaults to False.
+        norm_cfg (dict): The norm layers on images: after the stem's first
+            conv and in SAM's aggregation (e.g. ``dict(type='SyncBN')`` or
+            ``dict(type='GN', num_groups=32)``). Defaults to
+            ``dict(type='BN')``.
+        act_cfg (dict): The activation of SAM's modulator and of the FFNs
+            (the stem keeps its ReLU). Defaults to ``dict(type='GELU')``.
+        transformer_norm_cfg (dict): The norms on tokens in the blocks and
+            at the stage outputs. Defaults to ``dict(type='LN', eps=1e-6)``.
+        patch_norm_cfg (dict): The norms after the patch embeddings.
+            Defaults to ``dict(type='LN')`` (PyTorch's eps, as the official
+            model).
+        pretrained (str, optional): A checkpoint path or URL, the same as
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``; for
+            mmseg, whose segmentors copy the config's ``model.pretrained``
+            into the backbone. It cannot be combined with ``init_cfg`` and
+            cannot name mmengine's model zoo (``open-mmlab://``,
+            ``torchvision://``, ``mmcls://``), which has no SMT weights.
+            Defaults to None.
         init_cfg (dict, optional): Initialisation config. With
             ``dict(type='Pretrained', checkpoint=PATH)`` the backbone loads
             an official release file (state dict under ``model``) or a
@@ -494,7 +693,8 @@ class SMT(BaseModule):
             respect to the input) and ``module`` (the stage's module name).
 
     Bad settings (wrong types, non-positive sizes, out-of-range indices or
-    rates) raise :class:`~smt_mm.errors.SMTConfigError` or
+    rates, layer configs that do not build) raise
+    :class:`~smt_mm.errors.SMTConfigError` or
     :class:`~smt_mm.errors.SMTConfigTypeError` naming the setting and what
     would be valid; :meth:`check_args` runs the same checks on a config's
     keyword arguments without building the model.
@@ -503,6 +703,9 @@ class SMT(BaseModule):
     ``LearningRateDecayOptimWrapperConstructor``), :meth:`get_layer_depth`
     gives every parameter its depth: the stem first, then each block in
     order.
+
+    The state dict records its layout version (``_version``); loading one
+    of an older layout renames its keys first (:meth:`upgrade_state_dict`).
 
     Examples:
         >>> import torch
@@ -524,19 +727,35 @@ class SMT(BaseModule):
         >>> model.get_layer_depth('backbone.stages.0.blocks.1.norm1.weight',
         ...                       prefix='backbone.')
         (2, 15)
+        >>> # a detector with SyncBN, frozen stem and stage 1
+        >>> model = SMT('small', frozen_stages=1, norm_cfg=dict(type='SyncBN'))
     """
     # yapf: disable
     arch_zoo = {
-        **dict.fromkeys(['t', 'tiny'], _preset(
-            [64, 128, 256, 512], [2, 2, 8, 1], [4, 4, 4, 2], 3, False)),
-        **dict.fromkeys(['s', 'small'], _preset(
-            [64, 128, 256, 512], [3, 4, 18, 2], [4, 4, 4, 2], 3, False)),
-        **dict.fromkeys(['b', 'base'], _preset(
-            [64, 128, 256, 512], [4, 6, 28, 2], [8, 6, 4, 2], 7, False)),
-        **dict.fromkeys(['l', 'large'], _preset(
-            [96, 192, 384, 768], [4, 6, 28, 4], [8, 6, 4, 2], 7, True)),
+        **dict.fromkeys(['t', 'tiny'], dict(
+            embed_dims=[64, 128, 256, 512], depths=[2, 2, 8, 1],
+            mlp_ratios=[4, 4, 4, 2], head_conv=3, use_layerscale=False,
+            **_SHARED_ARCH)),
+        **dict.fromkeys(['s', 'small'], dict(
+            embed_dims=[64, 128, 256, 512], depths=[3, 4, 18, 2],
+            mlp_ratios=[4, 4, 4, 2], head_conv=3, use_layerscale=False,
+            **_SHARED_ARCH)),
+        **dict.fromkeys(['b', 'base'], dict(
+            embed_dims=[64, 128, 256, 512], depths=[4, 6, 28, 2],
+            mlp_ratios=[8, 6, 4, 2], head_conv=7, use_layerscale=False,
+            **_SHARED_ARCH)),
+        **dict.fromkeys(['l', 'large'], dict(
+            embed_dims=[96, 192, 384, 768], depths=[4, 6, 28, 4],
+            mlp_ratios=[8, 6, 4, 2], head_conv=7, use_layerscale=True,
+            **_SHARED_ARCH)),
     }
     # yapf: enable
+    # Keys an arch dict must hold (those every official preset names) and
+    # those it may leave out, with the official constructor's defaults.
+    required_arch_keys = ('embed_dims', 'depths', 'mlp_ratios', 'ca_num_heads',
+                          'sa_num_heads', 'ca_attentions', 'head_conv',
+                          'expand_ratio', 'qkv_bias')
+    optional_arch_keys = dict(use_layerscale=False, layerscale_value=1e-4)
     per_stage_keys = ('embed_dims', 'depths', 'mlp_ratios', 'ca_num_heads',
                       'sa_num_heads', 'ca_attentions')
     # The stage whose blocks alternate SAM and MSA in the official model.
@@ -547,21 +766,48 @@ class SMT(BaseModule):
     min_input_size = 32
     # Stride of stage 1's tokens; every later stage halves the resolution.
     stem_stride = 4
+    # Layout of the state dict, which ``state_dict()`` records in its
+    # metadata. A rename of parameters bumps it and adds to
+    # ``state_dict_upgrades`` the step from the previous layout: a function
+    # ``step(state_dict, prefix)`` renaming the keys under ``prefix`` in
+    # place. Loading an older state dict runs the steps it needs.
+    _version = 1
+    state_dict_upgrades: Dict[int, Callable[[Dict, str], None]] = {}
 
     def __init__(self,
                  arch: Union[str, Dict] = 'tiny',
                  in_channels: int = 3,
                  out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
                  drop_path_rate: float = 0.,
-                 frozen_stages: int = 0,
+                 frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
+                 norm_cfg: Dict = DEFAULT_NORM_CFG,
+                 act_cfg: Dict = DEFAULT_ACT_CFG,
+                 transformer_norm_cfg: Dict = DEFAULT_TRANSFORMER_NORM_CFG,
+                 patch_norm_cfg: Dict = DEFAULT_PATCH_NORM_CFG,
+                 pretrained: Optional[str] = None,
                  init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
-        s, self.out_indices, self.frozen_stages = self._checked_args(
-            arch, in_channels, out_indices, drop_path_rate, frozen_stages,
-            norm_eval, with_cp)
+        checked = self._checked_args(
+            arch=arch,
+            in_channels=in_channels,
+            out_indices=out_indices,
+            drop_path_rate=drop_path_rate,
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+            with_cp=with_cp,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            transformer_norm_cfg=transformer_norm_cfg,
+            patch_norm_cfg=patch_norm_cfg,
+            pretrained=pretrained,
+            init_cfg=init_cfg)
+        super().__init__(init_cfg=checked['init_cfg'])
+        s = checked['arch']
         self.arch_settings = s
+        self.out_indices = checked['out_indices']
+        self.frozen_stages = frozen_stages
+        self.pretrained = pretrained
         self.num_stages = len(s['depths'])
         self.depths = list(s['depths'])
         self.embed_dims = list(s['embed_dims'])
@@ -584,7 +830,8 @@ class SMT(BaseModule):
         for i, depth in enumerate(s['depths']):
             dims = s['embed_dims'][i]
             if i == 0:
-                patch_embed = StemEmbed(prev_dims, dims, s['head_conv'])
+                patch_embed = StemEmbed(prev_dims, dims, s['head_conv'],
+                                        norm_cfg, patch_norm_cfg)
             else:
                 patch_embed = PatchEmbed(
                     in_channels=prev_dims,
@@ -592,7 +839,7 @@ class SMT(BaseModule):
                     kernel_size=3,
                     stride=2,
                     padding=1,
-                    norm_cfg=dict(type='LN'))
+                    norm_cfg=patch_norm_cfg)
             blocks = []
             for j in range(depth):
                 use_sam = bool(s['ca_attentions'][i])
@@ -609,8 +856,12 @@ class SMT(BaseModule):
                         qkv_bias=s['qkv_bias'],
                         drop_path_rate=dpr[sum(s['depths'][:i]) + j],
                         layer_scale_init_value=layer_scale,
-                        with_cp=with_cp))
-            self.stages.append(SMTStage(patch_embed, blocks, dims))
+                        with_cp=with_cp,
+                        norm_cfg=norm_cfg,
+                        act_cfg=act_cfg,
+                        transformer_norm_cfg=transformer_norm_cfg))
+            self.stages.append(
+                SMTStage(patch_embed, blocks, dims, transformer_norm_cfg))
             prev_dims = dims
         self._freeze_stages()
 
@@ -621,13 +872,24 @@ class SMT(BaseModule):
     def check_args(cls, **kwargs) -> None:
         """Check keyword arguments for :class:`SMT` without building it.
 
-        Runs the constructor's checks (``init_cfg`` aside), so a config can
-        be checked before a runner builds anything.
+        Runs the constructor's checks (the contents of ``init_cfg`` aside),
+        so a config can be checked before a runner builds anything.
+
+        Args:
+            **kwargs: Keyword arguments of :class:`SMT`.
 
         Raises:
             SMTConfigTypeError: An unknown argument (the message suggests
                 the closest valid name) or a value of the wrong type.
             SMTConfigError: A value out of its valid range.
+
+        Examples:
+            >>> from smt_mm.models import SMT
+            >>> SMT.check_args(arch='small', pretrained='smt_small.pth')
+            >>> SMT.check_args(frozen_stages=7)
+            Traceback (most recent call last):
+            ...
+            smt_mm.errors.SMTConfigError: SMT: frozen_stages=7 is out of...
         """
         params = inspect.signature(cls.__init__).parameters
         names = [name for name in params if name != 'self']
@@ -638,14 +900,16 @@ class SMT(BaseModule):
                     f'; valid arguments are {", ".join(names)}')
         args = {name: params[name].default for name in names}
         args.update(kwargs)
-        args.pop('init_cfg')
         cls._checked_args(**args)
 
     @classmethod
     def _checked_args(cls, arch, in_channels, out_indices, drop_path_rate,
-                      frozen_stages, norm_eval, with_cp):
-        """Check the constructor's arguments; return the full arch settings,
-        the non-negative ``out_indices`` and the number of frozen stages."""
+                      frozen_stages, norm_eval, with_cp, norm_cfg, act_cfg,
+                      transformer_norm_cfg, patch_norm_cfg, pretrained,
+                      init_cfg) -> Dict:
+        """Check the constructor's arguments; return the full arch settings
+        (``arch``), the non-negative ``out_indices`` and the ``init_cfg``
+        that ``pretrained`` stands for."""
         settings = cls.parse_arch(arch)
         num_stages = len(settings['depths'])
         _check_positive('in_channels', in_channels)
@@ -658,15 +922,39 @@ class SMT(BaseModule):
             raise SMTConfigError(
                 f'SMT: drop_path_rate={drop_path_rate} is out of range; '
                 'valid values are in [0, 1) (1 would drop every block)')
-        frozen_stages = cls._check_frozen_stages(frozen_stages, num_stages)
+        cls._check_frozen_stages(frozen_stages, num_stages)
         _check_bool('norm_eval', norm_eval)
         _check_bool('with_cp', with_cp)
-        return settings, out_indices, frozen_stages
+        cls._check_layer_cfgs(
+            settings,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            transformer_norm_cfg=transformer_norm_cfg,
+            patch_norm_cfg=patch_norm_cfg)
+        init_cfg = _pretrained_init_cfg(pretrained, init_cfg)
+        return dict(arch=settings, out_indices=out_indices, init_cfg=init_cfg)
 
     @classmethod
     def parse_arch(cls, arch: Union[str, Dict]) -> Dict:
         """Turn ``arch`` (a preset name or a dict) into full, checked
-        settings."""
+        settings.
+
+        Args:
+            arch (str | dict): A name of :attr:`arch_zoo`, or a dict with
+                every key of :attr:`required_arch_keys` and any of
+                :attr:`optional_arch_keys`.
+
+        Returns:
+            dict: A copy with all keys, the optional ones filled in.
+
+        Examples:
+            >>> from smt_mm.models import SMT
+            >>> SMT.parse_arch('b')['depths']
+            [4, 6, 28, 2]
+            >>> custom = dict(SMT.arch_zoo['tiny'], depths=[1, 1, 2, 1])
+            >>> SMT.parse_arch(custom)['depths']
+            [1, 1, 2, 1]
+        """
         if isinstance(arch, str):
             key = arch.lower()
             if key not in cls.arch_zoo:
@@ -679,14 +967,23 @@ class SMT(BaseModule):
             raise SMTConfigTypeError(
                 'SMT: arch must be a preset name (str) or a dict of '
                 f'settings, got {_describe(arch)}')
-        valid = sorted(cls.arch_zoo['tiny'])
+        valid = sorted([*cls.required_arch_keys, *cls.optional_arch_keys])
         unknown = sorted(set(arch) - set(valid), key=str)
         if unknown:
             raise SMTConfigError(
                 f'SMT: unknown arch key(s) {unknown}'
                 f'{_did_you_mean(str(unknown[0]), valid)}; valid keys are '
                 f'{valid}')
-        settings = deepcopy(cls.arch_zoo['tiny'])
+        missing = [k for k in cls.required_arch_keys if k not in arch]
+        if missing:
+            tiny = ', '.join(f'{k}={cls.arch_zoo["tiny"][k]!r}'
+                             for k in missing)
+            raise SMTConfigError(
+                f'SMT: arch dict is missing key(s) {missing}; a dict names '
+                f'all of {list(cls.required_arch_keys)} (use_layerscale and '
+                'layerscale_value are optional), or use a preset name; the '
+                f'tiny preset has {tiny}')
+        settings = deepcopy(cls.optional_arch_keys)
         settings.update(deepcopy(dict(arch)))
         cls._check_stage_lists(settings)
         for i in range(len(settings['depths'])):
@@ -701,6 +998,23 @@ class SMT(BaseModule):
                 settings['layerscale_value'],
                 integer=False)
         return settings
+
+    @classmethod
+    def _check_layer_cfgs(cls, settings: Dict, **cfgs: Dict) -> None:
+        """Each layer config builds its layers: the norms at every width
+        they are used at, the activation once."""
+        dims = settings['embed_dims']
+        sam_dims = [
+            d * settings['expand_ratio']
+            for d, sam in zip(dims, settings['ca_attentions']) if sam
+        ]
+        widths = dict(
+            norm_cfg=[dims[0], *sam_dims],
+            act_cfg=[],
+            transformer_norm_cfg=dims,
+            patch_norm_cfg=dims)
+        for name, cfg in cfgs.items():
+            _check_layer_cfg(name, cfg, sorted(set(widths[name])))
 
     @classmethod
     def _check_stage_lists(cls, settings: Dict) -> None:
@@ -787,8 +1101,9 @@ class SMT(BaseModule):
                 'resize or pad the images to at least that size')
 
     @staticmethod
-    def _check_frozen_stages(frozen_stages, num_stages: int) -> int:
-        valid = f'-1..{num_stages} (0 or -1: none frozen)'
+    def _check_frozen_stages(frozen_stages, num_stages: int) -> None:
+        valid = (f'-1..{num_stages} (-1: nothing, 0: the stem, i: the stem '
+                 'and stages 1..i)')
         if not _is_int(frozen_stages):
             raise SMTConfigTypeError(
                 f'SMT: frozen_stages must be an int in {valid}, got '
@@ -797,7 +1112,6 @@ class SMT(BaseModule):
             raise SMTConfigError(
                 f'SMT: frozen_stages={frozen_stages} is out of range; valid '
                 f'values are {valid}')
-        return max(frozen_stages, 0)
 
     # ------------------------------------------------------------------
     # Fine-tuning
@@ -826,12 +1140,30 @@ class SMT(BaseModule):
         Returns:
             Tuple[int, int]: The parameter's depth and the number of depths
             (``sum(depths) + 2``).
+
+        Raises:
+            SMTConfigError: ``param_name`` has the prefix but names no
+                parameter (or buffer) of this backbone.
+
+        Examples:
+            >>> from smt_mm.models import SMT
+            >>> model = SMT('tiny')
+            >>> model.get_layer_depth('stages.1.blocks.0.attn.v.weight')
+            (3, 15)
+            >>> model.get_layer_depth('head.fc.weight', prefix='backbone.')
+            (14, 15)
         """
         num_layers = sum(self.depths) + 2
-        parts = param_name[len(prefix):].split('.')
-        if not param_name.startswith(prefix) or parts[0] != 'stages' or \
-                len(parts) < 3:
+        if not param_name.startswith(prefix):
             return num_layers - 1, num_layers
+        name = param_name[len(prefix):]
+        if not self._has_tensor(name):
+            where = f' (after the prefix {prefix!r})' if prefix else ''
+            raise SMTConfigError(
+                f'SMT.get_layer_depth: {name!r}{where} is no parameter of '
+                'this SMT; names outside the prefix get the last depth, '
+                f'{num_layers - 1}')
+        parts = name.split('.')
         stage = int(parts[1])
         before = sum(self.depths[:stage])
         if parts[2] == 'patch_embed':
@@ -843,6 +1175,60 @@ class SMT(BaseModule):
         else:
             depth = before + self.depths[stage]
         return depth, num_layers
+
+    def _has_tensor(self, name: str) -> bool:
+        """Whether ``name`` is a parameter or buffer of this module."""
+        for get in (self.get_parameter, self.get_buffer):
+            try:
+                get(name)
+                return True
+            except AttributeError:
+                pass
+        return False
+
+    # ------------------------------------------------------------------
+    # State-dict layout versions
+    # ------------------------------------------------------------------
+    @classmethod
+    def upgrade_state_dict(cls,
+                           state_dict: Dict,
+                           prefix: str = '',
+                           version: Optional[int] = None) -> None:
+        """Rename, in place, the keys of an SMT state dict saved with the
+        layout ``version`` to the current layout (``SMT._version``).
+
+        ``version`` None (a state dict without version metadata: an
+        official release file after conversion, a dict built by hand) and
+        the current version are left as they are.
+
+        Args:
+            state_dict (dict): The state dict, changed in place.
+            prefix (str): The backbone's prefix in its keys, e.g.
+                ``'backbone.'``. Defaults to ''.
+            version (int, optional): The layout the dict was saved with
+                (``state_dict._metadata[name]['version']``).
+
+        Examples:
+            >>> from smt_mm.models import SMT
+            >>> state_dict = SMT('tiny').state_dict()
+            >>> version = state_dict._metadata['']['version']
+            >>> SMT.upgrade_state_dict(state_dict, version=version)
+        """
+        if version is None:
+            return
+        for old in range(version, cls._version):
+            cls.state_dict_upgrades[old](state_dict, prefix)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args,
+                              **kwargs):
+        """Upgrade an older layout (see ``_version``), then check the keys
+        and values strictly for loaders that do not (mmengine's
+        ``load_checkpoint``, a plain ``load_state_dict``)."""
+        self.upgrade_state_dict(state_dict, prefix,
+                                local_metadata.get('version'))
+        check_load_in_hook(self, state_dict, prefix, 'the SMT backbone')
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      *args, **kwargs)
 
     # ------------------------------------------------------------------
     # Initialisation and training mode
@@ -877,9 +1263,14 @@ class SMT(BaseModule):
         self._is_init = True
 
     def _freeze_stages(self):
-        for stage in self.stages[:self.frozen_stages]:
-            stage.eval()
-            for param in stage.parameters():
+        """Freeze as ``frozen_stages`` says (see the class docstring)."""
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.stages[0].patch_embed]
+        frozen += self.stages[:self.frozen_stages]
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
                 param.requires_grad = False
 
     def train(self, mode: bool = True):

@@ -10,7 +10,8 @@ loads it strictly: only a classification head may be left out.
 into an SMT classifier) the same way, for the runner and the tools.
 """
 import re
-from typing import Dict, Optional
+from collections import OrderedDict
+from typing import Callable, Dict, Optional
 
 import torch.nn as nn
 from mmengine.logging import print_log
@@ -23,10 +24,57 @@ from .ckpt_convert import (convert_official_state_dict, is_official_state_dict,
 
 def _strip_prefix(state_dict: Dict, prefix: str) -> Dict:
     prefix = prefix if prefix.endswith('.') else prefix + '.'
-    return {
-        k[len(prefix):]: v
-        for k, v in state_dict.items() if k.startswith(prefix)
-    }
+    return _renamed(
+        state_dict, lambda k: k[len(prefix):]
+        if k.startswith(prefix) else None)
+
+
+def _renamed(state_dict: Dict, rename: Callable[[str], Optional[str]]) -> Dict:
+    """``state_dict`` with its keys renamed by ``rename`` (None drops the
+    key), and likewise the module names in its version metadata
+    (``_metadata``, which :func:`upgrade_state_dict` reads)."""
+    renamed = OrderedDict()
+    for key, value in state_dict.items():
+        new = rename(key)
+        if new is not None:
+            renamed[new] = value
+    metadata = getattr(state_dict, '_metadata', None)
+    if metadata is not None:
+        renamed._metadata = OrderedDict()
+        for name, meta in metadata.items():
+            # a module name is its keys' prefix without the final dot
+            new = rename(name + '.')
+            if new is not None:
+                renamed._metadata[new[:-1]] = meta
+    return renamed
+
+
+def upgrade_state_dict(model: nn.Module, state_dict: Dict) -> None:
+    """Bring the parts of ``state_dict`` saved with an older layout of a
+    versioned sub-module of ``model`` (SMT's ``_version``) to the current
+    layout, in place, so that the strict check sees current key names.
+
+    Each sub-module whose class has ``upgrade_state_dict`` (SMT) renames
+    the keys under its name, as its ``_load_from_state_dict`` hook would;
+    the metadata then records the current version, so that the hook does
+    not run the steps again.
+
+    Examples:
+        >>> from smt_mm.models import SMT
+        >>> model = SMT('tiny')
+        >>> state_dict = model.state_dict()
+        >>> upgrade_state_dict(model, state_dict)  # current: unchanged
+    """
+    metadata = getattr(state_dict, '_metadata', None)
+    if not metadata:
+        return
+    for name, module in model.named_modules():
+        upgrade = getattr(type(module), 'upgrade_state_dict', None)
+        meta = metadata.get(name)
+        if upgrade is None or not meta or 'version' not in meta:
+            continue
+        upgrade(state_dict, f'{name}.' if name else '', meta['version'])
+        metadata[name] = dict(meta, version=type(module)._version)
 
 
 def extract_backbone_state_dict(checkpoint: Dict,
@@ -78,6 +126,7 @@ def load_pretrained_backbone(module: nn.Module,
     checkpoint = read_checkpoint(filename, map_location=map_location)
     state_dict = extract_backbone_state_dict(checkpoint, prefix,
                                              display_name(filename))
+    upgrade_state_dict(module, state_dict)
     load_checked(module, state_dict, filename, strict=strict)
     print_log(
         f'SMT: loaded {len(state_dict)} tensors from '
@@ -155,8 +204,7 @@ def apply_checkpoint(
         model = model.module
     state_dict = model_state_dict(model, checkpoint, filename)
     for pattern, replacement in revise_keys:
-        state_dict = {
-            re.sub(pattern, replacement, k): v
-            for k, v in state_dict.items()
-        }
+        state_dict = _renamed(state_dict,
+                              lambda k: re.sub(pattern, replacement, k))
+    upgrade_state_dict(model, state_dict)
     load_checked(model, state_dict, filename, strict=strict)

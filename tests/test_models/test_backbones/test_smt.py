@@ -5,7 +5,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from smt_mm.models import SMT
 
-# Parameter counts of the official models (SMT_SPEC.md), without the head.
+# Parameter counts of the official models, without the head.
 OFFICIAL_PARAMS = {
     'tiny': 10_993_536,
     'small': 22_037_952,
@@ -76,7 +76,7 @@ def test_layer_scale_only_in_large():
 @pytest.mark.parametrize('arch, message', [
     ('huge', "unknown arch 'huge'"),
     (dict(embed_dim=[8]), "unknown arch key(s) ['embed_dim']"),
-    (dict(depths=[1, 1]), 'one entry per stage'),
+    (dict(MINI_ARCH, depths=[1, 1]), 'one entry per stage'),
 ])
 def test_bad_arch_is_a_clear_error(arch, message):
     with pytest.raises(ValueError) as err:

@@ -18,7 +18,7 @@ def args(**kwargs):
 
 
 TYPE, VALUE = SMTConfigTypeError, SMTConfigError
-NO_STAGE = dict.fromkeys(SMT.per_stage_keys, [])
+NO_STAGE = dict(MINI_ARCH, **dict.fromkeys(SMT.per_stage_keys, []))
 # name: (kwargs, error class, fragments of the message)
 BAD = {
     'string_depths': (arch(depths='1231'), TYPE,

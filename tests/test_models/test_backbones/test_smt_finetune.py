@@ -4,10 +4,11 @@
 ``feature_info`` / ``num_features``."""
 import pytest
 import torch
+from helpers import MINI_ARCH
 
 from smt_mm.models import SMT
 
-FT_ARCH = dict(embed_dims=[16, 32, 64, 128], depths=[1, 2, 2, 1])
+FT_ARCH = dict(MINI_ARCH, depths=[1, 2, 2, 1])
 # sum(depths) + 2: the stem, six blocks, and the head's depth
 NUM_LAYERS = 8
 # Depth of each backbone part, written out by hand: the stem is 0, each

@@ -108,6 +108,7 @@ def test_torch_compile_matches_eager():
     torch.manual_seed(0)
     model = SMT(
         dict(
+            MINI_ARCH,
             embed_dims=[8, 16, 32, 64],
             depths=[1, 2, 2, 1],
             sa_num_heads=[-1, -1, 2, 4])).eval()

@@ -2,7 +2,7 @@ import os.path as osp
 
 import pytest
 import torch
-from helpers import to_official_key
+from helpers import MINI_ARCH, to_official_key
 
 from smt_mm.errors import CheckpointMismatchError
 from smt_mm.models import SMT
@@ -38,10 +38,7 @@ def test_official_fixture_parity(fixtures_dir):
 
 
 LS_ARCH = dict(
-    embed_dims=[16, 32, 64, 128],
-    depths=[1, 1, 2, 1],
-    use_layerscale=True,
-    head_conv=7)
+    MINI_ARCH, depths=[1, 1, 2, 1], use_layerscale=True, head_conv=7)
 
 
 def write_official(tmp_path, model, rename=None, extra=None):
