@@ -187,3 +187,21 @@ def test_seg_test_show_dir_draws_small_sets_without_train_data(tmp_path):
         assert_picture(picture, min_size=512 + 50)
         with Image.open(picture) as img:
             assert img.size[0] >= 3 * 512
+
+
+def test_plot_logs_epoch_ticks_are_whole_numbers(tmp_path, monkeypatch):
+    """Two validation epochs used to get ticks at 1.2, 1.4, ..."""
+    import plot_logs
+    from matplotlib.figure import Figure
+    saved = []
+    monkeypatch.setattr(Figure, 'savefig',
+                        lambda fig, *a, **k: saved.append(fig))
+    runs = {'run': plot_logs.read_scalars(str(write_scalars(tmp_path)))}
+    plot_logs.plot(runs, ['coco/bbox_mAP', 'loss'], str(tmp_path / 'x.png'),
+                   None)
+    epoch_ax, iter_ax = saved[0].axes
+    assert epoch_ax.get_xlabel() == 'epoch'
+    for ax in (epoch_ax, iter_ax):
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks

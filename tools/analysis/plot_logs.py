@@ -111,6 +111,7 @@ def plot(runs: dict, names: list, out: str, title: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     fig, axes = plt.subplots(
         len(names), 1, figsize=(7, 2.6 * len(names)), squeeze=False)
     for ax, name in zip(axes[:, 0], names):
@@ -127,6 +128,8 @@ def plot(runs: dict, names: list, out: str, title: str) -> None:
                 marker='o' if len(steps) < 30 else None)
         ax.set_ylabel(name)
         ax.set_xlabel(' / '.join(sorted(axis_names)))
+        # epochs and iterations are counts: no ticks at 1.2, 1.4
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     if title:
