@@ -119,6 +119,46 @@ def test_keeps_a_supported_torch_and_asks_for_its_torchvision(tmp_path):
     assert 'Looking in indexes' not in proc.stdout + proc.stderr
 
 
+def _metadata_wheel(out_dir, name, version) -> None:
+    """A wheel holding only the metadata of ``name`` ``version``."""
+    info = f'{name}-{version}.dist-info'
+    files = {
+        f'{info}/METADATA':
+        f'Metadata-Version: 2.1\nName: {name}\n'
+        f'Version: {version}\n',
+        f'{info}/WHEEL':
+        'Wheel-Version: 1.0\nGenerator: test\n'
+        'Root-Is-Purelib: true\nTag: py3-none-any\n',
+    }
+    with zipfile.ZipFile(
+            osp.join(str(out_dir), f'{name}-{version}-py3-none-any.whl'),
+            'w') as wheel:
+        for arcname, text in files.items():
+            wheel.writestr(arcname, text)
+        wheel.writestr(
+            f'{info}/RECORD',
+            ''.join(f'{a},,\n' for a in files) + f'{info}/RECORD,,\n')
+
+
+def test_offline_without_torch_takes_the_wheelhouse_torch(tmp_path):
+    # no torch in the virtualenv; the wheelhouse holds torch 2.12.0 and
+    # its torchvision 0.27.0 (metadata only), not the default 2.13.0
+    python = _venv(tmp_path / 'venv', hide=['torch', 'torchvision'])
+    wheels = tmp_path / 'wheels'
+    wheels.mkdir()
+    _metadata_wheel(wheels, 'torch', '2.12.0')
+    _metadata_wheel(wheels, 'torchvision', '0.27.0')
+    _metadata_wheel(wheels, 'torchvision', '0.28.0')
+    proc = _install(python, _offline_env(WHEELHOUSE=str(wheels)))
+    out = proc.stdout + proc.stderr
+    assert 'Successfully installed torch-2.12.0' in out
+    assert 'keeping the installed torch 2.12.0 (supported: 2.11-2.13)' in out
+    assert 'Successfully installed torchvision-0.27.0' in out
+    assert 'Looking in indexes' not in out
+    # (metadata without code: the install stops at mmcv, which needs torch)
+    assert proc.returncode == 1
+
+
 def test_bad_wheelhouse_and_mmcv_wheel_are_one_line(tmp_path):
     python = _venv(tmp_path / 'venv')
     missing = str(tmp_path / 'nowhere')
