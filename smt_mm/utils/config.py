@@ -3,6 +3,7 @@
 lr scaling, TTA, visualisation, result dumps). One launcher serves mmdet,
 mmseg and mmpretrain configs: the task comes from ``default_scope``."""
 import difflib
+import logging
 import os
 import os.path as osp
 import re
@@ -10,9 +11,10 @@ from typing import Optional
 
 import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 
 from smt_mm.errors import LaunchError
-from .config_check import check_model_config
+from .config_check import check_model_config, check_peer_settings
 from .package import drop_package_scope
 
 TASKS = ('mmdet', 'mmseg', 'mmpretrain')
@@ -27,7 +29,11 @@ def load_config(path: str,
     :mod:`smt_mm.utils.package`). With ``check``, the model's types and
     SMT's arguments are checked as well
     (:func:`~smt_mm.utils.config_check.check_model_config`), so a typo is
-    one line before anything is built.
+    one line before anything is built; Swin-style ``custom_keys`` are
+    extended to SMT's norm layers and a pretrained SMT fed inputs
+    normalised otherwise than its ImageNet weights expect is reported, one
+    warning line each
+    (:func:`~smt_mm.utils.config_check.check_peer_settings`).
 
     Raises:
         LaunchError: A missing config or ``_base_`` file, a config mmengine
@@ -61,6 +67,8 @@ def load_config(path: str,
     if check:
         _import_custom_modules(cfg, path)
         check_model_config(cfg)
+        for line in check_peer_settings(cfg):
+            print_log(line, logger='current', level=logging.WARNING)
     return cfg
 
 

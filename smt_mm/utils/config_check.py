@@ -8,7 +8,8 @@ naming the config key, the bad name and the closest valid one.
 """
 import difflib
 import importlib
-from typing import Dict, List, Optional
+import re
+from typing import Dict, List, Optional, Sequence
 
 from mmengine.config import Config
 from mmengine.registry import Registry
@@ -141,3 +142,177 @@ def _suggestion(name: str, registries: Dict[str, Registry]) -> str:
 
 def _close_names(name: str, candidates: List[str]) -> List[str]:
     return difflib.get_close_matches(name, candidates, n=3, cutoff=0.75)
+
+
+# ---------------------------------------------------------------------------
+# Settings of other backbones' configs that mean something else on SMT
+# ---------------------------------------------------------------------------
+
+# The normalisation the official ImageNet release files were trained with
+# (timm's IMAGENET_DEFAULT_MEAN / STD on RGB images, in 0-255 units).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+# Swin-style custom keys aimed at a backbone's norm layers (Mask2Former's
+# Swin configs): group names of the Swin layout, matched by substring.
+_SWIN_NORM_KEYS = (
+    (re.compile(r'^backbone\.patch_embed\.norm$'), 'patch_embed'),
+    (re.compile(r'^backbone\.stages\.(\d+)\.downsample\.norm$'),
+     'patch_embed'),
+    (re.compile(r'^backbone\.norm\d*$'), 'stage_norm'),
+    (re.compile(r'^backbone\.stages\.(\d+)\.blocks\.(\d+)\.norm$'), 'blocks'),
+)
+
+
+def smt_backbone(cfg: Config) -> Optional[dict]:
+    """``cfg.model.backbone`` when it is an SMT (by type name), else
+    None."""
+    model = cfg.get('model')
+    backbone = model.get('backbone') if isinstance(model, dict) else None
+    if isinstance(backbone, dict) and backbone.get('type') in (
+            'SMT', 'mmdet.SMT', 'mmseg.SMT', 'mmpretrain.SMT'):
+        return backbone
+    return None
+
+
+def smt_norm_groups(depths: Sequence[int]) -> Dict[str, List[str]]:
+    """SMT's normalisation layers by group, as ``custom_keys`` that match
+    exactly them under a ``backbone.`` prefix: ``patch_embed`` (each
+    stage's patch-embedding LayerNorm and the stem's BatchNorm),
+    ``stage_norm`` (each stage's output LayerNorm) and ``blocks`` (each
+    block's two LayerNorms and, in SAM blocks, the BatchNorm of the
+    aggregation; keys for MSA blocks match their LayerNorms only).
+
+    Examples:
+        >>> groups = smt_norm_groups([2, 2, 8, 1])   # SMT-T
+        >>> custom_keys = {key: dict(lr_mult=0.1, decay_mult=0.)
+        ...                for keys in groups.values() for key in keys}
+    """
+    stages = range(len(depths))
+    return dict(
+        patch_embed=[f'backbone.stages.{i}.patch_embed.norm' for i in stages] +
+        ['backbone.stages.0.patch_embed.stem.bn'],
+        stage_norm=[f'backbone.stages.{i}.norm' for i in stages],
+        blocks=[
+            f'backbone.stages.{i}.blocks.{j}.{name}' for i in stages
+            for j in range(depths[i]) for name in ('norm', 'attn.bn')
+        ])
+
+
+def adapt_swin_custom_keys(cfg: Config) -> Optional[str]:
+    """Make Swin-style ``paramwise_cfg.custom_keys`` do on an SMT backbone
+    what they mean: Mask2Former's Swin configs give every backbone norm
+    layer its own multipliers (``'backbone.patch_embed.norm'``,
+    ``'backbone.norm'``, ``'backbone.stages.{i}.blocks.{j}.norm'`` for
+    Swin's depths, ``'backbone.stages.{i}.downsample.norm'``). On SMT these
+    match some norm layers only (a stage's later blocks, the patch-embedding
+    and stage norms not at all), which then fall under the plain
+    ``'backbone'`` key and get weight decay.
+
+    For each group a Swin key aims at, the SMT keys of
+    :func:`smt_norm_groups` are added with that key's multipliers (keys
+    the config already has are kept). Returns a one-line description of
+    the change, or None when there was nothing to do.
+    """
+    backbone = smt_backbone(cfg)
+    wrapper = cfg.get('optim_wrapper')
+    paramwise = wrapper.get('paramwise_cfg') if isinstance(wrapper,
+                                                           dict) else None
+    custom = paramwise.get('custom_keys') if isinstance(paramwise,
+                                                        dict) else None
+    if backbone is None or not isinstance(custom, dict):
+        return None
+    aimed = {}  # group -> (Swin key, multipliers)
+    for key, mult in custom.items():
+        for pattern, group in _SWIN_NORM_KEYS:
+            if pattern.match(key):
+                aimed.setdefault(group, (key, mult))
+    if not aimed:
+        return None
+    from smt_mm.models import SMT
+    depths = SMT.parse_arch(backbone.get('arch', 'tiny'))['depths']
+    groups = smt_norm_groups(depths)
+    added = []
+    for group, (_, mult) in aimed.items():
+        for key in groups[group]:
+            if key not in custom:
+                custom[key] = mult
+                added.append(key)
+    if not added:
+        return None
+    swin_keys = ', '.join(repr(key) for key, _ in aimed.values())
+    return (f'model.backbone is SMT: Swin-style paramwise_cfg.custom_keys '
+            f'({swin_keys}, ...) match SMT\'s norm layers only in part; '
+            f'added {len(added)} SMT keys with the same multipliers '
+            '(patch-embedding, stage and block norms; see '
+            'smt_mm.utils.config_check.smt_norm_groups)')
+
+
+def _pretrained_source(cfg: Config, backbone: dict) -> Optional[str]:
+    """The file a backbone starts from: its ``Pretrained`` init_cfg, its
+    ``pretrained`` or mmseg's ``model.pretrained``; None for none."""
+    init_cfg = backbone.get('init_cfg')
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        return str(init_cfg.get('checkpoint'))
+    for source in (backbone.get('pretrained'), cfg.model.get('pretrained')):
+        if isinstance(source, str) and source:
+            return source
+    return None
+
+
+def _close(values, expected) -> bool:
+    try:
+        return len(values) == len(expected) and all(
+            abs(float(v) - e) < 1.0 for v, e in zip(values, expected))
+    except (TypeError, ValueError):
+        return False
+
+
+def check_input_normalisation(cfg: Config) -> Optional[str]:
+    """A one-line warning when a pretrained SMT gets inputs normalised
+    otherwise than the official ImageNet weights expect (mean
+    ``IMAGENET_MEAN``, std ``IMAGENET_STD`` on RGB images, i.e.
+    ``bgr_to_rgb=True`` / ``to_rgb=True`` for images loaded in BGR), e.g.
+    caffe-style ``std=1`` (FCOS) or no normalisation at all (YOLOX);
+    None when they agree, or the backbone is no pretrained SMT."""
+    backbone = smt_backbone(cfg)
+    if backbone is None:
+        return None
+    source = _pretrained_source(cfg, backbone)
+    if source is None:
+        return None
+    pre = cfg.model.get('data_preprocessor') or cfg.get(
+        'data_preprocessor') or {}
+    mean, std = pre.get('mean'), pre.get('std')
+    rgb_key = 'to_rgb' if 'to_rgb' in pre else 'bgr_to_rgb'
+    rgb = bool(pre.get(rgb_key, False))
+    if _close(mean or (), IMAGENET_MEAN) and \
+            _close(std or (), IMAGENET_STD) and rgb:
+        return None
+    found = (f'mean={_fmt(mean)}, std={_fmt(std)}, {rgb_key}={rgb}'
+             if mean is not None or std is not None else
+             f'no mean/std (inputs in 0-255), {rgb_key}={rgb}')
+    return (f'model.backbone: SMT starts from {source}, whose ImageNet '
+            f'weights expect mean={list(IMAGENET_MEAN)}, '
+            f'std={list(IMAGENET_STD)} on RGB images ({rgb_key}=True for '
+            f'images loaded in BGR); the data preprocessor has {found}: set '
+            'these in model.data_preprocessor, or ignore this if the file '
+            'was trained with the config\'s normalisation')
+
+
+def _fmt(values) -> str:
+    if values is None:
+        return 'None'
+    try:
+        return '[' + ', '.join(f'{float(v):g}' for v in values) + ']'
+    except (TypeError, ValueError):
+        return repr(values)
+
+
+def check_peer_settings(cfg: Config) -> List[str]:
+    """Adapt Swin-style custom keys to SMT and check the input
+    normalisation of a pretrained SMT (:func:`adapt_swin_custom_keys`,
+    :func:`check_input_normalisation`); returns the warning lines (the
+    tools print each once, when they read the config)."""
+    lines = [adapt_swin_custom_keys(cfg), check_input_normalisation(cfg)]
+    return [line for line in lines if line]
