@@ -10,6 +10,7 @@ CHECKPOINT may be a path or a URL; it is read safely and loaded strictly
 """
 import argparse
 import json
+import os
 import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT and SMTRunner)
@@ -19,9 +20,12 @@ from smt_mm.utils.config import (add_result_dump, check_writable_file,
                                  drop_training, enable_tta,
                                  enable_visualization, load_config,
                                  set_work_dir, task_of)
-from smt_mm.utils.dataset_check import check_datasets
+from smt_mm.utils.dataset_check import (check_datasets, data_error_message,
+                                        dataset_folder_holding)
 from smt_mm.utils.distributed import setup_distributed
+from smt_mm.utils.run_check import check_run_settings
 from smt_mm.utils.runner import build_runner
+from smt_mm.utils.workdir import check_path_length
 
 
 def parse_args(argv=None):
@@ -38,7 +42,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--overwrite',
         action='store_true',
-        help='replace existing --out / --metrics-out files')
+        help='replace existing --out / --metrics-out files; let '
+        'segmentation --out replace prediction maps and --out / --show-dir '
+        'write into a folder of the dataset')
     parser.add_argument(
         '--show', action='store_true', help='show predictions in a window')
     parser.add_argument(
@@ -82,6 +88,39 @@ def check_outputs(args) -> None:
                               'replace it, or choose another path')
 
 
+def check_output_folders(args, cfg, task: str) -> None:
+    """Folders the run writes images into by file name (segmentation
+    ``--out``, ``--show-dir``) are never a dataset's folder, and
+    segmentation ``--out`` replaces no prediction maps there, unless
+    ``--overwrite`` is given: the maps are named after the images, so a
+    dataset's annotation folder would lose its ground truth."""
+    if args.overwrite:
+        return
+    folders = [('--show-dir', args.show_dir)]
+    if task == 'mmseg':
+        folders.append(('--out', args.out))
+    for flag, folder in folders:
+        if not folder or '://' in folder:
+            continue
+        data = dataset_folder_holding(folder, cfg)
+        if data is not None:
+            raise LaunchError(
+                f'{flag} {folder} is a folder of the dataset ({data}): '
+                'images written there by name could replace its files; '
+                'choose another folder (or pass --overwrite if you mean it)')
+    if task == 'mmseg' and args.out and osp.isdir(args.out):
+        existing = [
+            e.name for e in os.scandir(args.out)
+            if e.name.lower().endswith('.png')
+        ]
+        if existing:
+            raise LaunchError(
+                f'--out {args.out} already holds {len(existing)} PNG '
+                f'file(s) (e.g. {sorted(existing)[0]}) that prediction maps '
+                'of the same names would replace; pass --overwrite to '
+                'replace them, or choose an empty or new folder')
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.interval < 1:
@@ -93,8 +132,11 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options)
     task = task_of(cfg)
     set_work_dir(cfg, args.config, args.work_dir)
+    check_path_length(cfg.work_dir, 'work dir')
+    check_output_folders(args, cfg, task)
     cfg.load_from = args.checkpoint
     drop_training(cfg)
+    check_run_settings(cfg)
     check_datasets(cfg, 'test_dataloader')
     if args.show or args.show_dir:
         enable_visualization(cfg, task, args.show_dir, args.show,
@@ -106,7 +148,13 @@ def main(argv=None):
     runner = build_runner(cfg)
     if dump is not None:
         runner.test_evaluator.metrics.append(dump)
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except AssertionError as err:  # e.g. an image that does not decode
+        message = data_error_message(err)
+        if message is None:
+            raise
+        raise LaunchError(message) from None
     if args.metrics_out:
         with open(args.metrics_out, 'w') as f:
             json.dump(metrics, f, indent=2, default=float)

@@ -8,13 +8,17 @@
 import argparse
 
 import smt_mm  # noqa: F401  (registers SMT and SMTRunner)
-from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli
+from smt_mm.errors import LaunchError
+from smt_mm.utils.cli import (USER_FIXABLE_ERRNOS, add_common_args,
+                              describe_os_error, parse_launcher_args, run_cli)
 from smt_mm.utils.config import (enable_amp, enable_auto_scale_lr, load_config,
                                  set_work_dir, task_of)
-from smt_mm.utils.dataset_check import check_datasets
+from smt_mm.utils.dataset_check import check_datasets, data_error_message
 from smt_mm.utils.distributed import setup_distributed
 from smt_mm.utils.resume import protect_earlier_run, set_resume
+from smt_mm.utils.run_check import check_run_settings
 from smt_mm.utils.runner import build_runner
+from smt_mm.utils.workdir import is_first_process, lock_work_dir
 
 
 def parse_args(argv=None):
@@ -54,13 +58,32 @@ def main(argv=None):
         enable_amp(cfg)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
+    check_run_settings(cfg)
+    if is_first_process(args.launcher):
+        # one run per work dir, held until this process ends
+        lock_work_dir(cfg.work_dir)
     protect_earlier_run(cfg, args.resume, args.overwrite)
     set_resume(cfg, args.resume)
     check_datasets(cfg, 'train_dataloader',
                    *(['val_dataloader'] if cfg.get('val_cfg') else []))
     setup_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except OSError as err:
+        if err.errno not in USER_FIXABLE_ERRNOS:
+            raise
+        # e.g. the disk filled up while a checkpoint was saved: the
+        # checkpoints saved before are complete (saves are atomic)
+        raise LaunchError(f'training stopped, writing failed: '
+                          f'{describe_os_error(err)}; the checkpoints '
+                          f'already in {cfg.work_dir} are complete: fix '
+                          'this and continue with --resume') from None
+    except AssertionError as err:  # e.g. an image that does not decode
+        message = data_error_message(err)
+        if message is None:
+            raise
+        raise LaunchError(message) from None
 
 
 if __name__ == '__main__':

@@ -1,9 +1,21 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """Command-line plumbing shared by the tools: common arguments, launcher
 environment, and one-line errors instead of tracebacks."""
+import errno
 import os
 
 from smt_mm.errors import SMTError
+
+# OSErrors that describe the machine, not a bug: reported as one line.
+USER_FIXABLE_ERRNOS = {
+    errno.ENOSPC: 'the file system is full; free some space',
+    errno.EDQUOT: 'the disk quota is exhausted; free some space',
+    errno.EFBIG: 'the file is larger than this machine allows (ulimit -f)',
+    errno.ENAMETOOLONG: 'choose a shorter name',
+    errno.EROFS: 'the file system is read-only; choose a writable path',
+    errno.EACCES: 'check the permissions of the path',
+    errno.EPERM: 'check the permissions of the path',
+}
 
 
 def add_cfg_options(parser) -> None:
@@ -43,13 +55,32 @@ def parse_launcher_args(parser, argv=None):
     return args
 
 
+def describe_os_error(err: OSError) -> str:
+    """``strerror: filename (what to do)`` of an OSError."""
+    what = err.strerror or str(err)
+    if err.filename is not None:
+        what += f': {err.filename}'
+    hint = USER_FIXABLE_ERRNOS.get(err.errno)
+    return f'{what} ({hint})' if hint else what
+
+
+def one_line(text: str) -> str:
+    return ' '.join(str(text).split())
+
+
 def run_cli(main) -> None:
     """Run a tool's ``main``; an :class:`~smt_mm.errors.SMTError` (bad
     argument, config, data or checkpoint) becomes one line on stderr and exit
-    status 1 instead of a traceback through mmengine's runner."""
+    status 1 instead of a traceback through mmengine's runner. So does an
+    OSError about the machine (disk full, quota, read-only file system,
+    permissions, a name too long); other errors are bugs and keep their
+    traceback."""
     import sys
     try:
         main()
     except SMTError as err:
-        message = ' '.join(str(err).split())  # one line, whatever it quotes
-        sys.exit(f'error: {message}')
+        sys.exit(f'error: {one_line(err)}')  # one line, whatever it quotes
+    except OSError as err:
+        if err.errno not in USER_FIXABLE_ERRNOS:
+            raise
+        sys.exit(f'error: {one_line(describe_os_error(err))}')

@@ -84,11 +84,18 @@ def _annotation_problems(path: str, dataset: ConfigDict,
     elif path.endswith('.json'):
         classes, source = _dataset_classes(dataset, scope)
         try:
-            problem = coco_class_problem(path, classes, source)
-        except ValueError as err:  # json.JSONDecodeError
-            problem = f'annotation file is not valid JSON: {path} ({err})'
+            data = read_json(path) if osp.getsize(path) <= \
+                FULL_PARSE_BYTES else None
+            if data is not None:
+                yield from coco_structure_problems(path, data)
+            problem = coco_class_problem(path, classes, source, data=data)
+        except ValueError as err:  # not JSON, nested too deeply
+            problem = str(err)
         if problem:
             yield problem
+    elif scope == 'mmpretrain' and not path.endswith(('.json', '.pkl')):
+        classes, _ = _dataset_classes(dataset, scope)
+        yield from label_list_problems(path, len(classes) or None)
 
 
 def _empty_image_problems(folder: str) -> Iterator[str]:
@@ -141,17 +148,35 @@ def _dataset_class(name, scope):
         return None
 
 
+def read_json(path: str):
+    """The parsed JSON file ``path``; ``ValueError`` naming the file when it
+    is not JSON or nests deeper than Python's reader allows."""
+    try:
+        with open(path, 'rb') as f:
+            return json.load(f)
+    except RecursionError:
+        raise ValueError(f'annotation file {path} nests lists or objects '
+                         'deeper than a JSON reader allows; it is not an '
+                         'annotation file') from None
+    except ValueError as err:  # json.JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f'annotation file is not valid JSON: {path} '
+                         f'({err})') from None
+
+
 def coco_class_problem(path: str,
                        classes: Sequence[str],
-                       source: str = 'classes of the config') -> str:
+                       source: str = 'classes of the config',
+                       data=None) -> str:
     """A message when COCO-style annotations ``path`` lack some of
     ``classes``, else ''. Files without a ``categories`` list (other
-    formats) pass. Raises ``ValueError`` for a file that is not JSON."""
-    names = coco_category_names(path)
+    formats) pass. ``data``: the parsed file, when the caller has it.
+    Raises ``ValueError`` for a file that is not JSON."""
+    names = coco_category_names(path, data)
     if not classes or names is None:
         return ''
+    names = [str(n) for n in names]
     known = set(names)
-    missing = [c for c in classes if c not in known]
+    missing = [str(c) for c in classes if str(c) not in known]
     if not missing:
         return ''
     return (f'{path} has no categories named {", ".join(missing[:10])} '
@@ -159,12 +184,13 @@ def coco_class_problem(path: str,
             f'{" ..." if len(names) > 20 else ""}')
 
 
-def coco_category_names(path: str) -> Optional[List[str]]:
-    """Category names of a COCO-style JSON file; None when it has no
-    ``categories`` list (or, for a large file, none near either end)."""
-    if osp.getsize(path) <= FULL_PARSE_BYTES:
-        with open(path, 'rb') as f:
-            data = json.load(f)
+def coco_category_names(path: str, data=None) -> Optional[List]:
+    """Category names of a COCO-style JSON file (as written: a name that is
+    not a string stays what it is); None when it has no ``categories``
+    list (or, for a large file, none near either end)."""
+    if data is None and osp.getsize(path) <= FULL_PARSE_BYTES:
+        data = read_json(path)
+    if data is not None:
         categories = data.get('categories') if isinstance(data, dict) \
             else None
     else:
@@ -172,6 +198,138 @@ def coco_category_names(path: str) -> Optional[List[str]]:
     if not isinstance(categories, list):
         return None
     return [c.get('name') for c in categories if isinstance(c, dict)]
+
+
+def _is_number(value) -> bool:
+    import math
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _entry(kind: str, index: int, entry) -> str:
+    ident = entry.get('id') if isinstance(entry, dict) else None
+    return f'{kind}[{index}]' + (f' (id {ident!r})'
+                                 if ident is not None else '')
+
+
+def coco_structure_problems(path: str, data) -> Iterator[str]:
+    """What in a parsed COCO-style file mmdet could not read: categories
+    without an integer id or a string name, images without an id or file
+    name, annotations whose bbox is not four finite numbers (width and
+    height not negative), whose image or category is unknown or whose
+    polygons are not lists of numbers. One message per kind of problem,
+    naming the first entry. Files without ``images`` / ``annotations``
+    lists (other formats) pass."""
+    if not isinstance(data, dict) or not isinstance(
+            data.get('annotations'), list) or not isinstance(
+                data.get('images'), list):
+        return
+    found = {}
+
+    def note(kind, message):
+        found.setdefault(kind, [0, message])[0] += 1
+
+    categories = data.get('categories')
+    category_ids = set()
+    if not isinstance(categories, list):
+        note('categories', 'has no categories list')
+        categories = []
+    for i, cat in enumerate(categories):
+        if not isinstance(cat, dict) or isinstance(cat.get('id'), bool) or \
+                not isinstance(cat.get('id'), int):
+            note('category id', f'{_entry("categories", i, cat)} has no '
+                 'integer id')
+            continue
+        category_ids.add(cat['id'])
+        if not isinstance(cat.get('name'), str):
+            note(
+                'category name', f'{_entry("categories", i, cat)} has name '
+                f'{cat.get("name")!r}, not a string (write it in quotes)')
+    image_ids = set()
+    for i, image in enumerate(data['images']):
+        if not isinstance(image, dict) or isinstance(
+                image.get('id'),
+                bool) or not isinstance(image.get('id'), (int, str)):
+            note('image id', f'{_entry("images", i, image)} has no id')
+            continue
+        image_ids.add(image['id'])
+        if not isinstance(image.get('file_name'), str) or \
+                not image['file_name']:
+            note(
+                'file name', f'{_entry("images", i, image)} has file_name '
+                f'{image.get("file_name")!r}, not a file name')
+        for key in ('width', 'height'):
+            if key in image and not (_is_number(image[key])
+                                     and image[key] > 0):
+                note(
+                    key, f'{_entry("images", i, image)} has {key} '
+                    f'{image[key]!r}, not a positive number')
+    for i, ann in enumerate(data['annotations']):
+        where = _entry('annotations', i, ann)
+        if not isinstance(ann, dict):
+            note('annotation', f'{where} is a {type(ann).__name__}, not an '
+                 'object')
+            continue
+        bbox = ann.get('bbox')
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(
+                map(_is_number, bbox)) and bbox[2] >= 0 and bbox[3] >= 0):
+            note(
+                'bbox', f'{where} has bbox {_short(bbox)}, expected [x, y, '
+                'width, height]: four numbers, width and height not '
+                'negative')
+        if ann.get('image_id') not in image_ids:
+            note(
+                'image_id', f'{where} has image_id '
+                f'{_short(ann.get("image_id"))}, which no image has')
+        if ann.get('category_id') not in category_ids:
+            note(
+                'category_id', f'{where} has category_id '
+                f'{_short(ann.get("category_id"))}, which no category '
+                'has')
+        segmentation = ann.get('segmentation')
+        if isinstance(segmentation, list) and not all(
+                isinstance(p, list) and len(p) >= 6 and len(p) %
+                2 == 0 and all(map(_is_number, p)) for p in segmentation):
+            note(
+                'segmentation', f'{where} has a polygon that is not a '
+                'list of at least 3 x, y number pairs')
+        elif segmentation is not None and not isinstance(
+                segmentation, (list, dict)):
+            note(
+                'segmentation', f'{where} has segmentation '
+                f'{_short(segmentation)}, expected polygons or RLE')
+    for count, message in found.values():
+        more = f' (and {count - 1} more like it)' if count > 1 else ''
+        yield f'{path}: {message}{more}'
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + '...'
+
+
+def label_list_problems(path: str,
+                        num_classes: Optional[int]) -> Iterator[str]:
+    """An mmpretrain list file (``<image path> <label>`` per line): labels
+    that are not whole numbers, or not below ``num_classes``."""
+    bad, first = 0, None
+    with open(path, encoding='utf-8', errors='replace') as f:
+        for number, line in enumerate(f, 1):
+            parts = line.strip().rsplit(' ', 1)
+            if len(parts) < 2:
+                continue  # no label: an unlabelled list
+            label = parts[1]
+            valid = label.isdigit() and (num_classes is None
+                                         or int(label) < num_classes)
+            if not valid:
+                bad += 1
+                first = first or (number, label)
+    if bad:
+        number, label = first
+        valid = f'0 to {num_classes - 1}' if num_classes else \
+            'whole numbers from 0'
+        yield (f'{path} line {number}: label {label!r} is not a class of '
+               f'this dataset (valid: {valid}); {bad} line(s) like it')
 
 
 def _categories_near_ends(path: str):
@@ -189,6 +347,67 @@ def _categories_near_ends(path: str):
         text = chunk[match.end() - 1:].decode('utf-8', errors='replace')
         try:
             return json.JSONDecoder().raw_decode(text)[0]
-        except ValueError:  # the list runs past the chunk
+        except (ValueError, RecursionError):  # runs past the chunk
             continue
+    return None
+
+
+def dataset_folders(cfg: Config) -> List[str]:
+    """The real paths of the local folders a config's datasets read from:
+    each dataloader's ``data_root``, its ``data_prefix`` folders and the
+    folder of its ``ann_file``."""
+    folders = set()
+    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(split)
+        if not isinstance(loader, dict) or 'dataset' not in loader:
+            continue
+        dataset = innermost_dataset(loader.dataset)
+        root = dataset.get('data_root') or ''
+        if not isinstance(root, str) or '://' in root:
+            continue
+        paths = [root] if root else []
+        prefix = dataset.get('data_prefix') or {}
+        paths += prefix.values() if isinstance(prefix, dict) else [prefix]
+        ann_file = dataset.get('ann_file')
+        if isinstance(ann_file, str) and ann_file:
+            paths.append(osp.dirname(osp.join(root, ann_file)) or '.')
+        for path in paths:
+            if isinstance(path, str) and path and '://' not in path:
+                folders.add(osp.realpath(osp.join(root, path)))
+    return sorted(folders)
+
+
+def dataset_folder_holding(path: str, cfg: Config) -> Optional[str]:
+    """The dataset folder of ``cfg`` that ``path`` is (or lies inside), or
+    None. ``data_root`` counts only as itself: a new folder inside it, next
+    to the data, holds no dataset files."""
+    real = osp.realpath(path)
+    roots = set()
+    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(split)
+        if isinstance(loader, dict) and 'dataset' in loader:
+            root = innermost_dataset(loader.dataset).get('data_root')
+            if isinstance(root, str) and root and '://' not in root:
+                roots.add(osp.realpath(root))
+    for folder in dataset_folders(cfg):
+        if real == folder or (folder not in roots and
+                              real.startswith(folder.rstrip(os.sep) + os.sep)):
+            return folder
+    return None
+
+
+_IMAGE_FAILURE = re.compile(r'failed to load image: (.+?)\s*$', re.M)
+
+
+def data_error_message(err: BaseException) -> Optional[str]:
+    """One line for a failure that bad data causes while a run loads it,
+    else None (a bug: keep the traceback). Covers mmcv's ``LoadImageFromFile``
+    on a file that does not decode, in the main process or a data worker
+    (which re-raises it with the worker's traceback in the message)."""
+    if isinstance(err, AssertionError):
+        found = _IMAGE_FAILURE.findall(str(err))
+        if found:
+            return (f'cannot read image {found[-1]}: it does not decode as '
+                    'an image (damaged, or not an image despite its name); '
+                    'replace it, or remove it and its annotation')
     return None

@@ -1,17 +1,22 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """Building the runner with what every SMT-MM run adds (SMTRunner, RNG
-reseeding, TensorBoard logging where installed)."""
+reseeding, TensorBoard logging where installed), after checking the run's
+settings."""
 from mmengine.config import Config, ConfigDict
 
 from .config import amp_message, amp_on_cpu
+from .run_check import check_run_settings
 
 
 def add_reseed_hook(cfg: Config) -> None:
     """Make training repeatable across ``--resume`` (see
-    :class:`smt_mm.engine.RNGReseedHook`) unless the config has the hook."""
+    :class:`smt_mm.engine.RNGReseedHook`), and keep old checkpoints until a
+    new one is saved (:class:`smt_mm.engine.hooks.KeepCheckpointsHook`),
+    unless the config has these hooks."""
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') == 'RNGReseedHook' for h in hooks):
-        hooks.append(dict(type='RNGReseedHook'))
+    for name in ('RNGReseedHook', 'KeepCheckpointsHook'):
+        if not any(h.get('type') == name for h in hooks):
+            hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
 
 
@@ -42,6 +47,7 @@ def build_runner(cfg: Config):
     ``AmpOptimWrapper`` trains with bfloat16 autocast instead
     (:func:`~smt_mm.utils.config.amp_on_cpu`), and the log says so."""
     from mmengine.registry import RUNNERS
+    check_run_settings(cfg)  # one line for a bad batch size, lr, ...
     add_reseed_hook(cfg)
     add_tensorboard_backend(cfg)
     amp_on_cpu(cfg)  # a config naming AmpOptimWrapper, without CUDA

@@ -1,7 +1,7 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """A training run killed mid-way (epoch- or iteration-based, data loaded in
-the main process) resumes and repeats exactly the losses of an
-uninterrupted run; checkpoint writes are atomic."""
+the main process or by a persistent worker) resumes and repeats exactly the
+losses of an uninterrupted run; checkpoint writes are atomic."""
 import glob
 import json
 import os
@@ -32,6 +32,10 @@ default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(by_epoch=False, interval=2,
                                      max_keep_ckpts=5))
 log_processor = dict(by_epoch=False)
+"""
+# The shipped configs' loading: one worker that lives for the whole run.
+PERSISTENT_WORKER = """
+train_dataloader.update(num_workers=1, persistent_workers=True)
 """
 
 
@@ -73,14 +77,16 @@ def train_until_killed(config, work_dir, marker):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('workers', [0, 1])
 @pytest.mark.parametrize('loop', ['epoch', 'iter'])
-def test_killed_run_resumes_with_identical_losses(tmp_path, loop):
+def test_killed_run_resumes_with_identical_losses(tmp_path, loop, workers):
     config = write_tiny_det_config(
         tmp_path / 'data',
         num_train=4,
         batch_size=2,
         max_epochs=3,
-        extra=ITER_BASED if loop == 'iter' else '')
+        extra=(ITER_BASED if loop == 'iter' else '') +
+        (PERSISTENT_WORKER if workers else ''))
     reference = tmp_path / 'reference'
     run_tool(TRAIN + [config, '--work-dir', str(reference)])
     expected = logged_losses(reference)

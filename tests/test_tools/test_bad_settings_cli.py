@@ -73,7 +73,45 @@ def test_check_dataset_tool_reports_empty_image_and_missing_class(coco):
         '--cfg-options', *data_root_options(f'{root}/'),
         "train_dataloader.dataset.metainfo.classes=('square','disc','hexagon')"
     ])
-    # (the file keeps 1 or 2 images: filter_empty_gt drops those with none
-    # of the classes the dataset has)
-    assert f'referenced files are empty (0 bytes), e.g. {image}' in last
-    assert 'has no categories named hexagon' in last
+    # One line per problem. (The file keeps 1 or 2 images: filter_empty_gt
+    # drops those with none of the classes the dataset has.)
+    assert last.startswith('error: [train] CocoDataset: 1 of ')
+    assert last.endswith(f'referenced files are empty (0 bytes), e.g. {image}')
+    proc = run_tool([
+        sys.executable, 'tools/misc/check_dataset.py', QUICKSTART, '--split',
+        'train', '--cfg-options', *data_root_options(f'{root}/'),
+        "train_dataloader.dataset.metainfo.classes=('square','disc','hexagon')"
+    ],
+                    check=False)
+    errors = [
+        line for line in proc.stderr.splitlines() if line.startswith('error')
+    ]
+    assert len(errors) == 2, proc.stderr
+    assert errors[0].startswith('error: [train] CocoDataset: ')
+    assert 'has no categories named hexagon' in errors[0]
+    assert errors[1] == last
+
+
+def test_bad_coco_annotation_is_one_line(coco, tmp_path):
+    """A bbox mmdet cannot unpack: refused by train.py before the model is
+    built, and by check_dataset.py before the dataset is."""
+    import json
+    import shutil
+    root = tmp_path / 'coco'
+    shutil.copytree(coco[0], root)
+    path = root / 'annotations' / 'instances_train.json'
+    data = json.loads(path.read_text())
+    data['annotations'][0]['bbox'] = 'abc'
+    path.write_text(json.dumps(data))
+    bad = (f"{path}: annotations[0] (id {data['annotations'][0]['id']}) has "
+           "bbox 'abc', expected [x, y, width, height]")
+    last = one_line_error([
+        'tools/train.py', QUICKSTART, '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', *data_root_options(f'{root}/')
+    ])
+    assert last.startswith(f'error: train_dataloader.dataset: {bad}')
+    last = one_line_error([
+        'tools/misc/check_dataset.py', QUICKSTART, '--split', 'train',
+        '--cfg-options', *data_root_options(f'{root}/')
+    ])
+    assert last.startswith(f'error: [train] CocoDataset: {bad}')

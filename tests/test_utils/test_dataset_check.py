@@ -3,10 +3,11 @@
 runner) names 0-byte images, empty or broken annotation files and COCO
 files that lack a class the dataset uses."""
 import json
+import os
 import os.path as osp
 
 import pytest
-from helpers import QUICKSTART, data_root_options
+from helpers import QUICKSTART, REPO, data_root_options
 from mmengine.config import ConfigDict
 
 from smt_mm.errors import LaunchError
@@ -153,3 +154,120 @@ def test_categories_in_the_middle_of_a_large_file_are_skipped(
     monkeypatch.setattr(dataset_check, 'FULL_PARSE_BYTES', 0)
     monkeypatch.setattr(dataset_check, 'END_BYTES', 1000)
     assert coco_category_names(str(path)) is None
+
+
+def edit_train_json(coco, edit):
+    path = coco / 'annotations' / 'instances_train.json'
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_category_name_that_is_a_number(coco):
+
+    def edit(data):
+        data['categories'][0]['name'] = 5
+
+    path = edit_train_json(coco, edit)
+    message = train_problem(config(coco))
+    assert message == (f'{TRAIN}.dataset: {path}: categories[0] (id 1) has '
+                       'name 5, not a string (write it in quotes)')
+
+
+def test_bbox_that_is_not_four_numbers(coco):
+
+    def edit(data):
+        assert len(data['annotations']) >= 2
+        data['annotations'][0]['bbox'] = 'abc'
+        data['annotations'][-1]['bbox'] = [1, 2, float('nan'), 4]
+
+    path = edit_train_json(coco, edit)
+    message = train_problem(config(coco))
+    ident = json.loads(path.read_text())['annotations'][0]['id']
+    assert message == (
+        f"{TRAIN}.dataset: {path}: annotations[0] (id {ident}) has bbox "
+        "'abc', expected [x, y, width, height]: four numbers, width and "
+        'height not negative (and 1 more like it)')
+
+
+@pytest.mark.parametrize('key,value,expected', [
+    ('image_id', 999, 'has image_id 999, which no image has'),
+    ('category_id', '1', "has category_id '1', which no category has"),
+    ('segmentation', [[1, 2, 3]], 'has a polygon that is not a list of at '
+     'least 3 x, y number pairs'),
+])
+def test_annotation_fields_mmdet_cannot_read(coco, key, value, expected):
+
+    def edit(data):
+        data['annotations'][0][key] = value
+
+    edit_train_json(coco, edit)
+    assert expected in train_problem(config(coco))
+
+
+def test_json_nested_too_deeply(coco):
+    path = coco / 'annotations' / 'instances_train.json'
+    path.write_text('[' * 100_000 + ']' * 100_000)
+    assert train_problem(config(coco)) == (
+        f'{TRAIN}.dataset: annotation file {path} nests lists or objects '
+        'deeper than a JSON reader allows; it is not an annotation file')
+
+
+@pytest.fixture
+def digits(tmp_path):
+    from smt_mm.utils.digits import make_digits_dataset
+    root = tmp_path / 'digits'
+    make_digits_dataset(str(root), 0.5, 0, 4)
+    return root
+
+
+def digits_config(root):
+    return load_config(
+        osp.join(REPO, 'configs/cls/smt_t_digits.py'), {
+            f'{split}.dataset.data_root': f'{root}/'
+            for split in (TRAIN, 'val_dataloader')
+        })
+
+
+def test_label_outside_the_classes(digits):
+    path = digits / 'meta' / 'train.txt'
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].rsplit(' ', 1)[0] + ' 99'
+    lines[3] = lines[3].rsplit(' ', 1)[0] + ' x'
+    path.write_text('\n'.join(lines) + '\n')
+    assert train_problem(digits_config(digits)) == (
+        f"{TRAIN}.dataset: {path} line 3: label '99' is not a class of this "
+        'dataset (valid: 0 to 9); 2 line(s) like it')
+    check_datasets(digits_config(digits), 'val_dataloader')  # intact
+
+
+def test_image_that_does_not_decode_is_one_line(tmp_path):
+    """mmcv's loader fails on it with an AssertionError, in a data worker
+    wrapped with the worker's traceback: both become one line."""
+    import torch
+    from mmcv.transforms import LoadImageFromFile
+
+    from smt_mm.utils.dataset_check import data_error_message
+    image = tmp_path / 'noise.png'
+    image.write_bytes(os.urandom(300))
+
+    class Images(torch.utils.data.Dataset):
+
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return LoadImageFromFile()(dict(img_path=str(image)))
+
+    expected = (f'cannot read image {image}: it does not decode as an image '
+                '(damaged, or not an image despite its name); replace it, or '
+                'remove it and its annotation')
+    for workers in (0, 1):
+        loader = torch.utils.data.DataLoader(
+            Images(), num_workers=workers, collate_fn=list)
+        with pytest.raises(AssertionError) as err:
+            next(iter(loader))
+        assert data_error_message(err.value) == expected
+    assert data_error_message(AssertionError('x')) is None
+    assert data_error_message(ValueError('failed to load image: x')) is None

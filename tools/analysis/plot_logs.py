@@ -2,7 +2,7 @@
 """Plot loss and metric curves of one or more training runs as a PNG.
 
     python tools/analysis/plot_logs.py RUN [RUN ...] [--keys loss bbox_mAP]
-        [--legend NAME ...] [--out curves.png]
+        [--legend NAME ...] [--out curves.png] [--overwrite]
 
 A RUN is a work dir (its newest run is used) or an mmengine scalar log
 (``WORK_DIR/<time>/vis_data/scalars.json``, one JSON object per logged
@@ -38,6 +38,8 @@ def parse_args(argv=None):
         nargs='+',
         help='one name per run (default: the work dir names)')
     parser.add_argument('--out', default='curves.png', help='PNG to write')
+    parser.add_argument(
+        '--overwrite', action='store_true', help='replace --out if it exists')
     parser.add_argument('--title', help='figure title')
     args = parser.parse_args(argv)
     if args.legend and len(args.legend) != len(args.logs):
@@ -146,8 +148,20 @@ def run_label(path: str, log: str) -> str:
     return osp.basename(osp.dirname(osp.dirname(osp.dirname(log)))) or log
 
 
+def check_out(out: str, overwrite: bool) -> None:
+    """``--out`` never replaces a file without ``--overwrite``, nor a
+    folder."""
+    if osp.isdir(out):
+        raise LaunchError(f'--out {out} is a folder; give a file path such '
+                          'as curves.png')
+    if osp.lexists(out) and not overwrite:
+        raise LaunchError(f'--out {out} exists; pass --overwrite to replace '
+                          'it, or choose another path')
+
+
 def main(argv=None):
     args = parse_args(argv)
+    check_out(args.out, args.overwrite)
     runs = {}
     for i, path in enumerate(args.logs):
         log = find_log(path)

@@ -9,17 +9,21 @@ the dataset builds (the annotation file parses), how many images and
 annotations it has, whether its classes fit the config's ``num_classes``
 (and, for COCO files, whether the file has the classes the config names),
 and whether the image / label files it refers to exist and are not empty
-(0 bytes). Exits 1 with one line per problem when something is missing.
+(0 bytes). Exits 1 with one line per problem (``error: [split] ...`` on
+stderr) when something is missing or malformed.
 """
 import argparse
 import os.path as osp
 import random
+import sys
 
 import smt_mm  # noqa: F401  (registers SMT, smt_mm:: configs)
 from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import add_cfg_options, run_cli
 from smt_mm.utils.config import innermost_dataset, load_config, task_of
-from smt_mm.utils.dataset_check import coco_class_problem
+from smt_mm.utils.dataset_check import (FULL_PARSE_BYTES, coco_class_problem,
+                                        coco_structure_problems,
+                                        label_list_problems, read_json)
 
 SPLITS = ('train', 'val', 'test')
 # Keys of a data-list entry that name files which must exist.
@@ -117,6 +121,23 @@ def check_split(cfg, split, sample):
         folder = _join(root, folder)
         if folder and not ann_file and not osp.isdir(folder):
             return [f'{name}: {key} folder not found: {folder}']
+    data = None
+    if ann_file.endswith('.json'):
+        # what mmdet would fail on with a traceback, one line each
+        try:
+            if osp.getsize(ann_file) <= FULL_PARSE_BYTES:
+                data = read_json(ann_file)
+        except ValueError as err:  # not JSON, nested too deeply
+            return [f'{name}: {err}']
+        found = list(coco_structure_problems(ann_file, data))
+        if found:
+            return [f'{name}: {problem}' for problem in found]
+    elif ann_file and cfg.get('default_scope') == 'mmpretrain' and \
+            not ann_file.endswith('.pkl'):
+        classes = (dataset_cfg.get('metainfo') or {}).get('classes') or ()
+        found = list(label_list_problems(ann_file, len(classes) or None))
+        if found:
+            return [f'{name}: {problem}' for problem in found]
     try:
         dataset = DATASETS.build(dict(dataset_cfg, lazy_init=False))
     except Exception as err:  # whatever a malformed annotation raises
@@ -140,7 +161,7 @@ def check_split(cfg, split, sample):
         problems.append(f'{name}: {len(classes)} dataset classes but the '
                         f'model has num_classes {sorted(heads)}')
     if ann_file.endswith('.json'):
-        problem = coco_class_problem(ann_file, classes)
+        problem = coco_class_problem(ann_file, classes, data=data)
         if problem:
             problems.append(f'{name}: {problem}')
     checked, missing, empty = _file_problems(data_list, sample)
@@ -166,8 +187,10 @@ def main(argv=None):
     problems = []
     for split in splits:
         problems += check_split(cfg, split, args.sample)
+    for problem in problems[:-1]:
+        print(f'error: {" ".join(problem.split())}', file=sys.stderr)
     if problems:
-        raise LaunchError('dataset check failed:\n  ' + '\n  '.join(problems))
+        raise LaunchError(problems[-1])
     print('dataset check passed')
 
 

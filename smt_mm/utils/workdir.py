@@ -1,0 +1,178 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""The work dir of a run: creating it with a clear error, one training run
+in it at a time, and a config dump that never replaces the user's files."""
+import errno
+import fcntl
+import logging
+import os
+import os.path as osp
+
+from smt_mm.errors import LaunchError
+
+LOCK_NAME = '.smt_mm.lock'
+# First line of every config SMT-MM dumps into a work dir: a file there
+# without it (the user's own config, say) is never replaced.
+DUMP_MARK = '# Config of an SMT-MM run (written by SMT-MM; replaced by ' \
+    'the next run in this work dir)'
+# Formats whose dumps can carry the mark (a comment).
+MARKABLE = ('.py', '.yml', '.yaml')
+
+_held_locks = {}  # work dir -> open file holding the lock (process lifetime)
+
+
+def check_path_length(path: str, what: str) -> None:
+    """Fail naming the part of ``path`` that is longer than its file system
+    allows (the kernel would refuse it with "File name too long" only when
+    the run writes there)."""
+    if '://' in str(path):
+        return
+    target = osp.abspath(path)
+    existing = target
+    while not osp.exists(existing):
+        existing = osp.dirname(existing)
+    try:
+        name_max = os.pathconf(existing, 'PC_NAME_MAX')
+        path_max = os.pathconf(existing, 'PC_PATH_MAX')
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    for part in target.split(os.sep):
+        if len(os.fsencode(part)) > name_max:
+            raise LaunchError(
+                f'{what} {path} cannot be created: the folder name '
+                f'{part[:40]}... is {len(os.fsencode(part))} bytes long and '
+                f'the file system allows {name_max}; choose a shorter name')
+    # the run writes files two levels below (timestamp/vis_data/...)
+    if len(os.fsencode(target)) + 64 > path_max:
+        raise LaunchError(f'{what} {path} is too long a path '
+                          f'({len(os.fsencode(target))} bytes; the file '
+                          f'system allows {path_max} for a whole path, '
+                          'files inside included); choose a shorter one')
+
+
+def make_work_dir(path: str) -> None:
+    """Create the work dir, failing with one line when it cannot be."""
+    check_path_length(path, 'work dir')
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise LaunchError(f'work dir {path} cannot be created: '
+                          f'{err.strerror}') from None
+
+
+def lock_work_dir(work_dir: str) -> None:
+    """Hold a lock on ``work_dir`` for the rest of this process, or fail at
+    once when another run holds it.
+
+    The lock is a POSIX record lock (``fcntl.lockf``) on
+    ``work_dir/.smt_mm.lock``: the kernel releases it when the process ends,
+    however it ends (a killed run never leaves a stale lock), and, unlike
+    ``flock``, data-loader workers forked from the run do not hold it, so
+    it is free as soon as the run itself is gone. The file keeps the pid of
+    the holder for the message.
+    """
+    if '://' in str(work_dir):
+        return
+    key = osp.realpath(work_dir)
+    if key in _held_locks:
+        return
+    make_work_dir(work_dir)
+    path = osp.join(work_dir, LOCK_NAME)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as err:
+        raise LaunchError(f'cannot lock work dir {work_dir}: {path}: '
+                          f'{err.strerror}') from None
+    lock_file = os.fdopen(fd, 'r+')
+    try:
+        fcntl.lockf(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        holder = lock_file.read().strip()
+        lock_file.close()
+        if err.errno in (errno.EACCES, errno.EAGAIN):
+            raise LaunchError(
+                f'work dir {work_dir} is in use by another training run'
+                f'{f" (pid {holder})" if holder.isdigit() else ""}: two '
+                'runs would mix their checkpoints; wait for it to end, or '
+                'choose another --work-dir') from None
+        raise LaunchError(f'cannot lock work dir {work_dir}: {path}: '
+                          f'{err.strerror}') from None
+    lock_file.seek(0)
+    lock_file.truncate()
+    lock_file.write(f'{os.getpid()}\n')
+    lock_file.flush()
+    _held_locks[key] = lock_file
+
+
+def release_work_dir(work_dir: str) -> None:
+    """Release the lock :func:`lock_work_dir` took (tests, tools that run
+    several trainings in one process); ending the process does as well."""
+    lock_file = _held_locks.pop(osp.realpath(work_dir), None)
+    if lock_file is not None:
+        lock_file.close()
+
+
+def is_our_dump(path: str) -> bool:
+    """Whether ``path`` is a plain file that SMT-MM wrote as a config dump
+    (not a symlink, first line :data:`DUMP_MARK`)."""
+    if osp.islink(path) or not osp.isfile(path):
+        return False
+    try:
+        with open(path, 'rb') as f:
+            return f.readline().rstrip(b'\r\n') == DUMP_MARK.encode()
+    except OSError:
+        return False
+
+
+def dump_config(cfg, work_dir: str, log_dir: str, name: str) -> str:
+    """Write ``cfg`` as ``work_dir/name`` unless a file there is not one of
+    our dumps (or is a symlink): then into ``log_dir`` (the run's own
+    timestamped folder), with a warning. Returns the path written.
+
+    The file is written beside its destination and renamed over it, so a
+    symlink at that name is replaced, never followed, and the file gets
+    mode 0666 minus the umask, like any file the user writes.
+    """
+    from mmengine.logging import print_log
+    ext = osp.splitext(name)[1].lower()
+    text = cfg.dump()  # in the format of the config's file name
+    if ext in MARKABLE:
+        text = f'{DUMP_MARK}\n{text}'
+    path = osp.join(work_dir, name)
+    if osp.lexists(path) and not (ext in MARKABLE and is_our_dump(path)):
+        os.makedirs(log_dir, exist_ok=True)
+        alternative = osp.join(log_dir, name)
+        print_log(
+            f'{path} exists and SMT-MM did not write it (your config?); it '
+            f'is left as it is and the config of this run is saved as '
+            f'{alternative}',
+            logger='current',
+            level=logging.WARNING)
+        path = alternative
+    write_text_atomically(path, text)
+    return path
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    """Write ``text`` to a new hidden file beside ``path`` and rename it
+    over ``path``."""
+    folder, name = osp.split(path)
+    tmp = osp.join(folder, f'.{name}.{os.getpid()}.tmp')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                 0o666)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.lexists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def is_first_process(launcher: str) -> bool:
+    """Whether this process is rank 0 of its launch (before the process
+    group exists: from the launcher's environment)."""
+    if launcher == 'none':
+        return True
+    rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
+    return rank.strip() in ('', '0')
