@@ -15,6 +15,8 @@ import contextlib
 import io
 import os.path as osp
 
+import numpy as np
+
 import smt_mm  # noqa: F401
 from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import run_cli
@@ -52,92 +54,121 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def display_factor(image, min_size):
-    """Integer enlargement bringing the short side to ``min_size``."""
-    short = min(image.shape[:2])
-    return max(1, -(-min_size // short)) if min_size > 0 else 1
+def config_dataset_meta(cfg, registry):
+    """Class names (and palette) of the config's test dataset: its
+    ``metainfo``, else its type's."""
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    while 'dataset' in dataset:  # wrappers such as RepeatDataset
+        dataset = dataset['dataset']
+    metainfo = dataset.get('metainfo')
+    if metainfo and metainfo.get('classes'):
+        return dict(metainfo)
+    dataset_class = registry.get(dataset.get('type')) if isinstance(
+        dataset.get('type'), str) else None
+    return dict(getattr(dataset_class, 'METAINFO', None) or {})
 
 
-def enlarge(image, factor):
-    import mmcv
-    h, w = image.shape[:2]
-    return mmcv.imresize(
-        image, (w * factor, h * factor), interpolation='nearest')
+def dataset_meta(model, meta, cfg, registry):
+    """Set ``model.dataset_meta``: the checkpoint's, else the config's
+    dataset's; returns where the class names came from."""
+    if meta.get('dataset_meta'):
+        model.dataset_meta = dict(meta['dataset_meta'])
+        return 'checkpoint'
+    found = config_dataset_meta(cfg, registry)
+    if found.get('classes'):
+        model.dataset_meta = found
+        return 'config'
+    model.dataset_meta = {}
+    return None
 
 
-def enlarge_instances(instances, factor):
-    """Scale predicted boxes and (nearest-neighbour) masks by ``factor``."""
-    import torch.nn.functional as F
-    instances.bboxes = instances.bboxes * factor
-    if 'masks' in instances and len(instances.masks):
-        masks = instances.masks[:, None].float()
-        instances.masks = F.interpolate(
-            masks, scale_factor=factor, mode='nearest')[:, 0].bool()
-    return instances
+def check_classes(model, source, num_classes):
+    """Say once where class names come from when the checkpoint has
+    none, and refuse names that do not fit the model."""
+    classes = (model.dataset_meta or {}).get('classes')
+    if source is None or classes is None:
+        print('note: neither the checkpoint nor the config names the '
+              'classes; drawing class indices')
+        return
+    if num_classes is not None and len(classes) != num_classes:
+        raise LaunchError(f'the {source} names {len(classes)} classes but '
+                          f'the model predicts {num_classes}')
+    if source == 'config':
+        print(f'class names: from the config ({len(classes)}), the '
+              'checkpoint has none')
 
 
 def detect_and_draw(args, cfg):
+    import warnings
+
     import mmcv
     from mmdet.apis import inference_detector, init_detector
-    from mmdet.registry import VISUALIZERS
+    from mmdet.registry import DATASETS
 
-    model = init_detector(cfg, None, device=args.device)
-    set_weights(model, args.checkpoint)
+    from smt_mm.visualization import samples
+    with warnings.catch_warnings(record=True):
+        # "checkpoint is None, use COCO classes by default" (mmdet resets
+        # the filters, so the warnings are recorded and dropped): the
+        # classes are set from the checkpoint or the config below
+        model = init_detector(cfg, None, device=args.device)
+    meta = set_weights(model, args.checkpoint)
+    source = dataset_meta(model, meta, cfg, DATASETS)
+    heads = [
+        cfg.model.get('roi_head', {}).get('bbox_head', {}),
+        cfg.model.get('bbox_head', {})
+    ]
+    num_classes = next(
+        (h.get('num_classes')
+         for h in heads if isinstance(h, dict) and 'num_classes' in h), None)
+    check_classes(model, source, num_classes)
     result = inference_detector(model, args.image)
-    visualizer = VISUALIZERS.build(model.cfg.visualizer)
-    visualizer.dataset_meta = model.dataset_meta
     image = mmcv.imread(args.image, channel_order='rgb')
-    factor = display_factor(image, args.min_size)
-    if factor > 1:
-        image = enlarge(image, factor)
-        result.pred_instances = enlarge_instances(result.pred_instances,
-                                                  factor)
-    visualizer.add_datasample(
-        'demo',
-        image,
-        data_sample=result,
-        draw_gt=False,
-        show=False,
-        out_file=args.out,
-        pred_score_thr=args.score_thr)
-    return len(
-        result.pred_instances[result.pred_instances.scores >= args.score_thr])
+    dets = samples.detections_of(result.pred_instances, args.score_thr)
+    title = (f'{osp.basename(args.image)}: ' +
+             samples.plural(len(dets.labels), 'object') +
+             f' scoring >= {args.score_thr:g}')
+    samples.render([samples.Panel(image, title, dets)],
+                   model.dataset_meta.get('classes'),
+                   model.dataset_meta.get('palette'),
+                   path=args.out,
+                   min_side=args.min_size)
+    return len(dets.labels)
 
 
 def segment_and_draw(args, cfg):
     import mmcv
     from mmseg.apis import inference_model, init_model
-    from mmseg.registry import VISUALIZERS
+    from mmseg.registry import DATASETS
 
+    from smt_mm.visualization import samples
     model = init_model(cfg, None, device=args.device)
-    set_weights(model, args.checkpoint)
-    if getattr(model, 'dataset_meta', None) is None:  # a bare state dict
-        from mmseg.registry import DATASETS
-        dataset = cfg.test_dataloader.dataset
-        model.dataset_meta = dataset.get('metainfo') or DATASETS.get(
-            dataset.type).METAINFO
+    meta = set_weights(model, args.checkpoint)
+    source = dataset_meta(model, meta, cfg, DATASETS)
+    check_classes(model, source, cfg.model.decode_head.get('num_classes'))
     result = inference_model(model, args.image)
-    visualizer = VISUALIZERS.build(model.cfg.visualizer)
-    visualizer.dataset_meta = model.dataset_meta
-    visualizer.alpha = 0.5  # keep the image visible under the classes
     image = mmcv.imread(args.image, channel_order='rgb')
-    factor = display_factor(image, args.min_size)
-    if factor > 1:
-        image = enlarge(image, factor)
-        from mmengine.structures import PixelData
-        labels = result.pred_sem_seg.data
-        result.pred_sem_seg = PixelData(
-            data=labels.repeat_interleave(factor, dim=-2).repeat_interleave(
-                factor, dim=-1))
-    visualizer.add_datasample(
-        'demo',
-        image,
-        data_sample=result,
-        draw_gt=False,
-        show=False,
-        out_file=args.out,
-        with_labels=True)
-    return len(result.pred_sem_seg.data.unique())
+    label_map = samples.label_map_of(result.pred_sem_seg)
+    samples.render([
+        samples.Panel(image, osp.basename(args.image)),
+        samples.Panel(image, 'prediction', label_map=label_map)
+    ],
+                   model.dataset_meta.get('classes'),
+                   model.dataset_meta.get('palette'),
+                   path=args.out,
+                   min_side=args.min_size)
+    return len(np.unique(label_map))
+
+
+def check_image(path):
+    """One line for a file that is not an image mmcv can read."""
+    import mmcv
+    try:
+        readable = mmcv.imread(path) is not None
+    except Exception:  # mmcv raises several types for non-images
+        readable = False
+    if not readable:
+        raise LaunchError(f'{path} is not an image mmcv can read (give a '
+                          'jpg, png, bmp, tif or webp file)')
 
 
 def check_out(image, out, overwrite):
@@ -228,6 +259,7 @@ def main(argv=None):
             raise LaunchError(f'file not found: {path}')
     if args.topk < 1:
         raise LaunchError(f'--topk must be at least 1, got {args.topk}')
+    check_image(args.image)
     check_out(args.image, args.out, args.overwrite)
     cfg = load_config(args.config)
     task = task_of(cfg)

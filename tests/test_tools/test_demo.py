@@ -1,0 +1,126 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""tools/demo.py on detection and segmentation configs: a readable picture
+(enlarged, titled, a legend naming the classes), the config's class names
+when the checkpoint has none (said once, without mmdet's "COCO classes"
+warning), and one line for an input that is not an image."""
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+from helpers import MINI_ARCH, QUICKSTART, REPO, run_tool
+from PIL import Image
+
+SEG = osp.join(REPO, 'configs', 'seg', 'smt_t_upernet_synth.py')
+DIMS = MINI_ARCH['embed_dims']
+
+
+def tiny_config(folder, kind):
+    arch = f'arch=dict(_delete_=True, **{MINI_ARCH!r})'
+    if kind == 'det':
+        text = (f'_base_ = [{QUICKSTART!r}]\n'
+                f'model = dict(backbone=dict({arch}), '
+                f'neck=dict(in_channels={DIMS}))\n')
+    else:
+        text = (f'_base_ = [{SEG!r}]\n'
+                f'model = dict(backbone=dict({arch}), '
+                f'decode_head=dict(in_channels={DIMS}, channels=16), '
+                f'auxiliary_head=dict(in_channels={DIMS[2]}, channels=16))\n')
+    path = folder / f'tiny_{kind}.py'
+    path.write_text(text)
+    return str(path)
+
+
+def random_checkpoint(config, path):
+    """Random weights, no meta (no class names in the file)."""
+    from mmengine.registry import DefaultScope
+
+    from smt_mm.utils.config import load_config, task_of
+    from smt_mm.visualization.inputs import build_model
+    cfg = load_config(config)
+    with DefaultScope.overwrite_default_scope(task_of(cfg)):
+        torch.manual_seed(0)
+        model = build_model(cfg, quiet=True)
+    torch.save({'state_dict': model.state_dict()}, path)
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def case(tmp_path_factory):
+    root = tmp_path_factory.mktemp('demo')
+    image = root / 'shapes.png'
+    pixels = np.full((96, 128, 3), 90, np.uint8)
+    pixels[20:60, 20:60] = (250, 240, 30)
+    Image.fromarray(pixels).save(image)
+    configs = {kind: tiny_config(root, kind) for kind in ('det', 'seg')}
+    return dict(
+        root=root,
+        image=str(image),
+        configs=configs,
+        checkpoints={
+            kind: random_checkpoint(config, root / f'{kind}.pth')
+            for kind, config in configs.items()
+        })
+
+
+def demo(*args, check=True):
+    return run_tool([sys.executable, 'tools/demo.py', *map(str, args)],
+                    check=check)
+
+
+def test_detection_demo_says_where_classes_come_from(case):
+    out = case['root'] / 'det.png'
+    proc = demo(case['image'], case['configs']['det'],
+                case['checkpoints']['det'], '--out', out, '--score-thr', '0')
+    printed = proc.stdout + proc.stderr
+    assert 'COCO classes' not in printed
+    assert printed.count('class names: from the config (3)') == 1
+    assert proc.stdout.strip().splitlines()[-1].endswith(f'drawn to {out}')
+    with Image.open(out) as picture:
+        width, height = picture.size
+    # 96 px short side enlarged 6x to 576, title above, legend below
+    assert width >= 128 * 6 and height >= 96 * 6 + 40
+
+
+def test_segmentation_demo_shows_image_and_classes(case, monkeypatch, capsys):
+    import importlib.util
+
+    from smt_mm.visualization import samples
+    spec = importlib.util.spec_from_file_location(
+        'smt_tools_demo_seg', osp.join(REPO, 'tools', 'demo.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    drawn = {}
+    real = samples.draw_figure
+    monkeypatch.setattr(samples, 'draw_figure',
+                        lambda *a, **k: drawn.setdefault('fig', real(*a, **k)))
+    out = case['root'] / 'seg.png'
+    tool.main([
+        case['image'], case['configs']['seg'], case['checkpoints']['seg'],
+        '--out',
+        str(out)
+    ])
+    fig = drawn['fig']
+    assert [ax.get_title() for ax in fig.axes] == ['shapes.png', 'prediction']
+    legend = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+    classes = ('ground', 'disc', 'stripes', 'checker')
+    assert legend and set(legend) <= set(classes)
+    with Image.open(out) as picture:
+        width, height = picture.size
+    assert width >= 2 * 128 * 6 and height >= 96 * 6
+    assert 'class names: from the config (4)' in capsys.readouterr().out
+
+
+def test_input_that_is_not_an_image_is_one_line(case):
+    proc = demo(
+        osp.join(REPO, 'README.md'),
+        case['configs']['det'],
+        case['checkpoints']['det'],
+        '--out',
+        case['root'] / 'never.png',
+        check=False)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and 'is not an image' in last
+    assert not (case['root'] / 'never.png').exists()
