@@ -886,7 +886,7 @@ class SMT(BaseModule):
         Examples:
             >>> from smt_mm.models import SMT
             >>> SMT.check_args(arch='small', pretrained='smt_small.pth')
-            >>> SMT.check_args(frozen_stages=7)
+            >>> SMT.check_args(frozen_stages=7)  # doctest: +ELLIPSIS
             Traceback (most recent call last):
             ...
             smt_mm.errors.SMTConfigError: SMT: frozen_stages=7 is out of...
