@@ -6,6 +6,7 @@ import os.path as osp
 import zipfile
 from typing import Optional
 
+from mmengine.dist import master_only
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
@@ -14,8 +15,11 @@ from mmengine.runner import Runner
 from smt_mm.checkpoint import (ATOMIC_BACKEND, complete_checkpoints,
                                is_complete_checkpoint, read_checkpoint,
                                remove_stale_temporaries, safe_loading)
-from smt_mm.errors import CheckpointLoadError, CorruptCheckpointError
+from smt_mm.errors import (CheckpointLoadError, CorruptCheckpointError,
+                           LaunchError)
 from smt_mm.models.utils import apply_checkpoint
+from smt_mm.utils.resume import check_resume_checkpoint
+from smt_mm.utils.workdir import dump_config
 from .plain_checkpoint import from_plain, plain_checkpoint_saving
 
 
@@ -48,6 +52,16 @@ class SMTRunner(Runner):
       read them; loading rebuilds the message hub exactly.
     """
 
+    @master_only
+    def dump_config(self) -> None:
+        """The config dump, which never replaces (or writes through a
+        symlink at) a file SMT-MM did not write, such as the user's config
+        when ``--work-dir`` is its folder
+        (:func:`smt_mm.utils.workdir.dump_config`)."""
+        name = osp.basename(self.cfg.filename) if self.cfg.filename \
+            else f'{self.timestamp}.py'
+        dump_config(self.cfg, self.work_dir, self.log_dir, name)
+
     def _init_model_weights(self) -> None:
         with safe_loading():
             super()._init_model_weights()
@@ -69,9 +83,14 @@ class SMTRunner(Runner):
         ``load_strict = False`` (or ``strict=False`` is passed)."""
         if strict is None:
             strict = self.cfg.get('load_strict', True)
+        if not isinstance(strict, bool):  # None, 0, [] would mean False
+            raise LaunchError(f'load_strict must be True or False, got '
+                              f'{strict!r}')
         checkpoint = read_checkpoint(filename, map_location=map_location)
         # message hub buffers and numpy data stored as plain data
         checkpoint = from_plain(checkpoint)
+        if getattr(self, '_resuming', False):
+            check_resume_checkpoint(self, checkpoint, filename)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) \
             else self.model
@@ -82,7 +101,11 @@ class SMTRunner(Runner):
 
     def resume(self, filename: str, *args, **kwargs) -> None:
         """mmengine's resume; a damaged ``filename`` is replaced by the
-        newest intact checkpoint beside it."""
+        newest intact checkpoint beside it. A checkpoint that cannot be
+        resumed (no epoch, malformed message hub, optimizer state that does
+        not fit) is refused before anything is loaded
+        (:func:`~smt_mm.utils.resume.check_resume_checkpoint`)."""
+        self._resuming = True
         try:
             _check_intact(filename)
             super().resume(filename, *args, **kwargs)
@@ -95,6 +118,8 @@ class SMTRunner(Runner):
                 logger='current',
                 level=logging.WARNING)
             super().resume(fallback, *args, **kwargs)
+        finally:
+            self._resuming = False
 
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs):
         """mmengine's checkpoint as plain data (message hub buffers and
