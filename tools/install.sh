@@ -120,9 +120,7 @@ PY
 }
 
 plan=$(torch_plan)  # before anything is installed: may refuse the torch
-if [ -z "${WHEELHOUSE:-}" ]; then
-  pip_install -U pip
-fi
+pip_install -U pip  # offline: the wheelhouse's pip, when it holds one
 # torch first: mmcv's build compiles against it.
 if [ "$plan" = install ] && [ -n "${WHEELHOUSE:-}" ]; then
   # the supported torch the wheelhouse holds, then its torchvision below
