@@ -124,9 +124,10 @@ def test_runner_saves_plain_and_resumes_the_message_hub(tmp_path):
         type(h).__name__ == 'PlainCheckpointHook' for h in runner._hooks)
     original = runner.message_hub.get_scalar('train/loss')
 
+    # resumed at the end of the schedule: train() loads and stops
     resumed = toy_runner(
         tmp_path / 'resumed', resume=True, load_from=str(path))
-    resumed.load_or_resume()
+    resumed.train()
     buffer = resumed.message_hub.get_scalar('train/loss')
     assert isinstance(buffer, HistoryBuffer)
     assert np.array_equal(buffer._log_history, original._log_history)
