@@ -135,23 +135,23 @@ optim_wrapper = dict(paramwise_cfg=dict(custom_keys={{
     'backbone': dict(lr_mult=0.1, decay_mult=1.0),
     'backbone.patch_embed.norm': dict(lr_mult=0.1, decay_mult=0.0),
     'backbone.norm': dict(lr_mult=0.1, decay_mult=0.0)}}))
-model = dict(
-    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint={ckpt!r})),
-    data_preprocessor=dict(mean=[103.53, 116.28, 123.675],
-                           std=[1.0, 1.0, 1.0], bgr_to_rgb=False))
+model['backbone']['init_cfg'] = dict(_delete_=True, type='Pretrained',
+                                     checkpoint={ckpt!r})
+model['data_preprocessor'] = dict(mean=[103.53, 116.28, 123.675],
+                                  std=[1.0, 1.0, 1.0], bgr_to_rgb=False)
 '''
     config = write_tiny_det_config(
         tmp_path / 'data', num_train=2, max_epochs=1, extra=extra)
-    # a release-format file of the tiny detector's backbone
+    # a checkpoint of the tiny detector's backbone (backbone. keys)
     import torch
-    backbone = SMT(dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 1, 1]))
-    torch.save(
-        {
-            'state_dict': {
-                f'backbone.{k}': v
-                for k, v in backbone.state_dict().items()
-            }
-        }, tmp_path / 'ckpt')
+    from mmdet.registry import MODELS
+    backbone_cfg = load_config(config, check=False).model.backbone
+    backbone_cfg.pop('init_cfg')
+    backbone = MODELS.build(backbone_cfg)
+    torch.save({'state_dict': {
+        f'backbone.{k}': v
+        for k, v in backbone.state_dict().items()
+    }}, ckpt)
     work = tmp_path / 'work'
     proc = run_tool(
         [sys.executable, 'tools/train.py', config, '--work-dir',
