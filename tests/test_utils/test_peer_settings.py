@@ -148,10 +148,8 @@ model['data_preprocessor'] = dict(mean=[103.53, 116.28, 123.675],
     backbone_cfg = load_config(config, check=False).model.backbone
     backbone_cfg.pop('init_cfg')
     backbone = MODELS.build(backbone_cfg)
-    torch.save({'state_dict': {
-        f'backbone.{k}': v
-        for k, v in backbone.state_dict().items()
-    }}, ckpt)
+    state = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+    torch.save({'state_dict': state}, ckpt)
     work = tmp_path / 'work'
     proc = run_tool(
         [sys.executable, 'tools/train.py', config, '--work-dir',
