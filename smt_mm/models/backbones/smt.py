@@ -1164,6 +1164,8 @@ class SMT(BaseModule):
                 'this SMT; names outside the prefix get the last depth, '
                 f'{num_layers - 1}')
         parts = name.split('.')
+        if parts[0] != 'stages':  # a subclass's own, e.g. a classifier
+            return num_layers - 1, num_layers
         stage = int(parts[1])
         before = sum(self.depths[:stage])
         if parts[2] == 'patch_embed':

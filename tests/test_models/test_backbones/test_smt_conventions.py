@@ -425,3 +425,17 @@ def test_get_layer_depth_takes_buffers_and_names_outside_the_prefix():
         'stages.0.patch_embed.stem.bn.running_mean') == (0, num_layers)
     assert model.get_layer_depth('neck.weight',
                                  'backbone.') == (num_layers - 1, num_layers)
+
+
+def test_get_layer_depth_gives_a_subclass_head_the_last_depth():
+
+    class WithHead(SMT):
+
+        def __init__(self, arch):
+            super().__init__(arch)
+            self.head = nn.Linear(128, 2)
+
+    num_layers = sum(MINI_ARCH['depths']) + 2
+    model = WithHead(MINI_ARCH)
+    assert model.get_layer_depth('head.weight') == (num_layers - 1, num_layers)
+    assert model.get_layer_depth('stages.0.norm.bias') == (1, num_layers)
