@@ -26,10 +26,10 @@ CONFIGS = {
 }
 DIMS = MINI_ARCH['embed_dims']
 # a tiny SMT with one MSA block in stage 3 and one in stage 4
-ARCH = [
-    'model.backbone.arch._delete_=True',
-    f'model.backbone.arch.embed_dims={DIMS}'.replace(' ', ''),
-    'model.backbone.arch.depths=[1,1,2,1]'
+TINY_ARCH = dict(MINI_ARCH, depths=[1, 1, 2, 1])
+ARCH = ['model.backbone.arch._delete_=True'] + [
+    f'model.backbone.arch.{key}={value!r}'.replace(' ', '')
+    for key, value in TINY_ARCH.items()
 ]
 HEADS = {
     'cls': [f'model.head.in_channels={DIMS[-1]}'],
@@ -70,7 +70,7 @@ def tiny_model_and_checkpoint(tool, kind, folder):
     cfg = load_config(config, args.cfg_options)
     task = cfg.default_scope
     torch.manual_seed(0)
-    model = tool.build_model(cfg, task, 'none')
+    model = tool.build_model(cfg, task, None)
     checkpoint = str(folder / f'{kind}.pth')
     torch.save({'state_dict': model.state_dict()}, checkpoint)
     return tool.ExportWrapper(model, task).eval(), checkpoint
@@ -243,3 +243,136 @@ def test_dynamo_exporter_matches_pytorch(tool, ort, tmp_path):
                      '64')
     assert len(results) == 2
     assert all(diff <= TOLERANCE for _, _, diff in results)
+
+
+def test_no_checkpoint_needs_random_weights_and_says_so(
+        tool, tmp_path, capsys):
+    pytest.importorskip('onnxruntime')
+    out = tmp_path / 'random.onnx'
+    argv = [osp.join(REPO, CONFIGS['cls']), '--out', str(out)]
+    with pytest.raises(LaunchError, match='no CHECKPOINT given.*--random-w'):
+        tool.main(argv + ['--cfg-options', *options('cls')])
+    assert not out.exists()
+    tool.main(argv + ['--random-weights', '--cfg-options', *options('cls')])
+    printed = capsys.readouterr().out
+    # said before the export and again under the summary
+    assert printed.count('warning: RANDOM WEIGHTS exported') == 2
+    assert 'weights: RANDOM (no checkpoint)' in printed
+    assert out.is_file()
+
+
+@pytest.mark.parametrize('config,shape,source', [
+    ('configs/cls/smt_t_digits.py', (32, 32), 'Resize 32x32'),
+    ('configs/cls/smt_t_in1k.py', (224, 224), 'CenterCrop 224x224'),
+    ('configs/det/smt_t_maskrcnn_synth-quickstart.py',
+     (128, 128), 'Resize 128x128'),
+    ('configs/det/smt_t_maskrcnn_1x.py',
+     (800, 1344), 'Resize 1333x800), padded to a multiple of 32'),
+    ('configs/seg/smt_t_upernet_synth.py', (128, 128), 'crop size'),
+])
+def test_export_size_comes_from_the_test_pipeline(tool, config, shape, source):
+    cfg = load_config(osp.join(REPO, config))
+    found, note = tool.export_shape(cfg, cfg.default_scope, None)
+    assert found == shape and source in note, (found, note)
+    assert tool.export_shape(cfg, cfg.default_scope,
+                             [64, 96]) == ((64, 96), '--shape')
+
+
+def inference(*args):
+    spec = importlib.util.spec_from_file_location(
+        'onnx_inference',
+        osp.join(REPO, 'tools', 'deployment', 'onnx_inference.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main([str(a) for a in args])
+
+
+def tiny_digits_config(folder):
+    path = folder / 'tiny_digits.py'
+    path.write_text(
+        f'_base_ = [{osp.join(REPO, "configs/cls/smt_t_digits.py")!r}]\n'
+        f'model = dict(backbone=dict(arch=dict(_delete_=True, '
+        f'**{TINY_ARCH!r})), head=dict(in_channels={DIMS[-1]}))\n')
+    return str(path)
+
+
+def test_onnx_inference_does_the_configs_preprocessing(tool, ort, tmp_path,
+                                                       capsys):
+    """The documented onnxruntime example gives the class probabilities of
+    the PyTorch model run as testing runs it (test pipeline, then the
+    data preprocessor)."""
+    from PIL import Image
+
+    from smt_mm.visualization.inputs import build_model, load_image
+    config = tiny_digits_config(tmp_path)
+    cfg = load_config(config)
+    torch.manual_seed(0)
+    # with the config's data preprocessor (top level in mmpretrain configs)
+    model = build_model(cfg, quiet=True)
+    checkpoint = tmp_path / 'digits.pth'
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    out = tmp_path / 'digits.onnx'
+    tool.main([config, str(checkpoint), '--out', str(out)])
+    assert 'export size:    32x32, from the test pipeline (Resize 32x32)' \
+        in capsys.readouterr().out
+    image = tmp_path / 'seven.png'  # 8 x 8 like the scans, not 32 x 32
+    pixels = np.zeros((8, 8), np.uint8)
+    pixels[1, 1:7], pixels[2:7, 5] = 200, 230
+    Image.fromarray(pixels).convert('RGB').save(image)
+
+    top = inference(config, out, image, '--topk', '10')
+    sample = load_image(cfg, model, str(image))
+    with torch.no_grad():
+        probs = model(sample.inputs, mode='tensor').softmax(-1)[0]
+    expected = sorted(((str(i), p) for i, p in enumerate(probs.tolist())),
+                      key=lambda item: -item[1])
+    assert [name for name, _ in top] == [name for name, _ in expected]
+    assert np.allclose([p for _, p in top], [p for _, p in expected],
+                       atol=1e-5)
+    assert capsys.readouterr().out.startswith('input 1x3x32x32: top-10 ')
+
+
+def test_onnx_inference_segmentation(tool, ort, tmp_path, capsys):
+    from PIL import Image
+    _, checkpoint = tiny_model_and_checkpoint(tool, 'seg', tmp_path)
+    out = tmp_path / 'seg.onnx'
+    export(tool, 'seg', checkpoint, out, '--dynamic')
+    # preprocessing and class names come from the config, the model from
+    # the file
+    config = osp.join(REPO, CONFIGS['seg'])
+    image = tmp_path / 'ade.png'
+    Image.fromarray(
+        np.random.RandomState(0).randint(0, 255, (128, 128, 3)).astype(
+            np.uint8)).save(image)
+    drawn = tmp_path / 'labels.png'
+    shares = inference(config, out, image, '--out', drawn)
+    assert abs(sum(share for _, share in shares) - 1) < 1e-6
+    assert set(name for name, _ in shares) <= {
+        'ground', 'disc', 'stripes', 'checker'
+    }
+    with Image.open(drawn) as picture:
+        assert picture.size[0] >= 2 * 512
+
+
+def test_onnx_inference_names_a_size_mismatch():
+    spec = importlib.util.spec_from_file_location(
+        'onnx_inference',
+        osp.join(REPO, 'tools', 'deployment', 'onnx_inference.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class Input:
+        shape = [1, 3, 224, 224]
+
+    class Session:
+
+        def get_inputs(self):
+            return [Input()]
+
+    module.check_input_shape(Session(), np.zeros((1, 3, 224, 224)))
+    with pytest.raises(
+            LaunchError,
+            match=r'takes input \[1, 3, 224, 224\] '
+            'but the test pipeline gives 1x3x200x300; export it '
+            'with --dynamic or --shape 200 300'):
+        module.check_input_shape(Session(), np.zeros((1, 3, 200, 300)))

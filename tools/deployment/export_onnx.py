@@ -1,8 +1,15 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """Export a config's model to ONNX and check it against PyTorch.
 
-    python tools/deployment/export_onnx.py CONFIG [CHECKPOINT|none] \\
+    python tools/deployment/export_onnx.py CONFIG CHECKPOINT \\
         --out model.onnx [--shape H W] [--dynamic] [--opset N]
+    python tools/deployment/export_onnx.py CONFIG --random-weights \\
+        --out try.onnx    # the export alone, with meaningless weights
+
+The input size is --shape, else what the config's test pipeline gives
+(e.g. 32x32 for the digits classifier, 224x224 after ImageNet's crop,
+the crop size for segmentors), rounded up to the data preprocessor's
+padding; the summary says where it came from.
 
 What is exported, by the config's task:
 
@@ -84,9 +91,13 @@ def parse_args(argv=None):
     parser.add_argument(
         'checkpoint',
         nargs='?',
-        default='none',
-        help='checkpoint file; "none" (the default) exports randomly '
-        'initialised weights (to try the export itself)')
+        help='checkpoint file (without one, --random-weights is required)')
+    parser.add_argument(
+        '--random-weights',
+        action='store_true',
+        help='export a randomly initialised model, to try the export '
+        'itself (its outputs mean nothing); CHECKPOINT "none" means the '
+        'same')
     parser.add_argument('--out', required=True, help='ONNX file to write')
     parser.add_argument(
         '--overwrite', action='store_true', help='replace --out if it exists')
@@ -95,8 +106,8 @@ def parse_args(argv=None):
         type=int,
         nargs=2,
         metavar=('H', 'W'),
-        help='input height and width; default 224x224 (classification), '
-        'the crop size or 512x512 (segmentation), 800x1280 (detection)')
+        help='input height and width (default: from the test pipeline; '
+        'segmentation: the crop size)')
     parser.add_argument(
         '--dynamic',
         action='store_true',
@@ -142,6 +153,30 @@ def check_out_path(out: str, overwrite: bool) -> None:
         raise LaunchError(f'output folder not found: {folder}')
 
 
+RANDOM_WARNING = ('warning: RANDOM WEIGHTS exported (no checkpoint): the '
+                  'file tries the export, its outputs mean nothing')
+
+
+def check_weights(checkpoint, random_weights: bool):
+    """The checkpoint to load, or None for random weights, which must be
+    asked for; says loudly when they are exported."""
+    if checkpoint == 'none':
+        checkpoint, random_weights = None, True
+    if checkpoint is not None and random_weights:
+        raise LaunchError('give a CHECKPOINT or --random-weights, not both')
+    if checkpoint is None:
+        if not random_weights:
+            raise LaunchError(
+                'no CHECKPOINT given: name the checkpoint to export, or pass '
+                '--random-weights to export a randomly initialised model '
+                '(to try the export; its outputs mean nothing)')
+        print(RANDOM_WARNING)
+        return None
+    if not osp.isfile(checkpoint):
+        raise LaunchError(f'checkpoint not found: {checkpoint}')
+    return checkpoint
+
+
 def check_options(args, min_size: int) -> None:
     if args.dynamo and args.opset < 18:
         raise LaunchError(f'--dynamo exports opset 18 or later (asked for '
@@ -156,14 +191,73 @@ def check_options(args, min_size: int) -> None:
                           f'{min_size}x{min_size}')
 
 
-def export_shape(cfg, task: str, shape) -> Tuple[int, int]:
-    """``--shape``, else the task's default (a segmentor's crop size)."""
+def _pairs(value, order='wh'):
+    """(h, w) of an int or a 2-sequence given as (w, h) or (h, w)."""
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        first, second = map(int, value)
+        return (second, first) if order == 'wh' else (first, second)
+    return None
+
+
+def pipeline_shape(cfg, task: str):
+    """(h, w) the test pipeline gives an image, and how it was found; None
+    when the pipeline leaves the size to the image (no resize or crop).
+
+    Resizing to a fixed ``scale`` gives it (with ``keep_ratio``, a
+    landscape image filling it: short side by long side); mmpretrain's
+    ``ResizeEdge`` gives a square of its ``scale``; a centre crop gives
+    its ``crop_size``.
+    """
+    from smt_mm.utils.config import innermost_dataset
+    loader = cfg.get('test_dataloader') or {}
+    pipeline = innermost_dataset(
+        loader.get('dataset')
+        or {}).get('pipeline') or cfg.get('test_pipeline') or []
+    shape, how = None, None
+    for step in pipeline:
+        kind = str(step.get('type', '')).split('.')[-1]
+        if kind == 'Resize' and step.get('scale') is not None:
+            found = _pairs(step['scale'])
+            if found and step.get('keep_ratio'):
+                found = (min(found), max(found))
+            if found:
+                shape, how = found, f'{kind} {found[1]}x{found[0]}'
+        elif kind == 'ResizeEdge' and isinstance(step.get('scale'), int):
+            shape, how = _pairs(step['scale']), f'{kind} {step["scale"]}'
+        elif kind in ('CenterCrop', 'RandomCrop') and \
+                step.get('crop_size') is not None:
+            # mmcv's CenterCrop takes (w, h), mmpretrain's RandomCrop (h, w)
+            order = 'hw' if kind == 'RandomCrop' and task == 'mmpretrain' \
+                else 'wh'
+            found = _pairs(step['crop_size'], order)
+            if found:
+                shape, how = found, f'{kind} {found[1]}x{found[0]}'
+    return (shape, how) if shape else (None, None)
+
+
+def export_shape(cfg, task: str, shape) -> Tuple[Tuple[int, int], str]:
+    """The exported (h, w) and where it comes from: ``--shape``, a
+    segmentor's crop size, the test pipeline, else the task's default;
+    rounded up to the data preprocessor's padding."""
     if shape is not None:
-        return tuple(shape)
-    size = cfg.model.get('data_preprocessor', {}).get('size')
+        return tuple(shape), '--shape'
+    pre = cfg.model.get('data_preprocessor') or cfg.get(
+        'data_preprocessor') or {}
+    size = pre.get('size')
     if task == 'mmseg' and size is not None:
-        return tuple(size)
-    return DEFAULT_SHAPES[task]
+        return tuple(size), 'the crop size (data_preprocessor.size)'
+    found, how = pipeline_shape(cfg, task)
+    if found is None:
+        return DEFAULT_SHAPES[task], ('the default of the task (the test '
+                                      'pipeline sets no size)')
+    divisor = pre.get('pad_size_divisor') or 1
+    padded = tuple(-(-side // divisor) * divisor for side in found)
+    note = f'the test pipeline ({how})'
+    if padded != tuple(found):
+        note += f', padded to a multiple of {divisor}'
+    return padded, note
 
 
 def second_shape(shape: Tuple[int, int]) -> Tuple[int, int]:
@@ -184,7 +278,7 @@ def _load_weights(model: nn.Module, checkpoint: str) -> None:
 
 def build_model(cfg, task: str, checkpoint: str) -> nn.Module:
     """The config's model in eval mode on the CPU: the checkpoint's
-    weights, or the model's own initialisation for ``none``."""
+    weights, or the model's own initialisation for ``None``."""
     from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import MODELS, DefaultScope
     backbone = cfg.model.get('backbone', {})
@@ -192,7 +286,7 @@ def build_model(cfg, task: str, checkpoint: str) -> nn.Module:
         backbone.init_cfg = None  # the checkpoint (or nothing) gives weights
     with DefaultScope.overwrite_default_scope(task):
         model = revert_sync_batchnorm(MODELS.build(cfg.model))
-    if checkpoint == 'none':
+    if checkpoint is None:
         # mmengine logs every parameter's initialiser at INFO level
         logger = MMLogger.get_current_instance()
         level = logger.level
@@ -558,12 +652,13 @@ def _value_shape(value) -> str:
     return '[' + ', '.join(d.dim_param or str(d.dim_value) for d in dims) + ']'
 
 
-def summary(args, cfg, onnx, task: str, shape,
+def summary(args, cfg, onnx, task: str, shape, shape_note: str,
             changes: Dict[str, str]) -> Dict[str, str]:
     """What was exported, read back from the written file."""
     graph = onnx.load(args.out).graph
     min_size = SMT.min_input_size
-    weights = 'random' if args.checkpoint == 'none' else args.checkpoint
+    weights = 'RANDOM (no checkpoint)' if args.checkpoint is None \
+        else args.checkpoint
     lines = {
         'exported': args.out,
         'task': f'{TASK_NAMES[task]} ({args.config}, weights: {weights})',
@@ -573,6 +668,7 @@ def summary(args, cfg, onnx, task: str, shape,
         'outputs':
         ', '.join(f'{o.name} {_value_shape(o)}' for o in graph.output),
     }
+    lines['export size'] = f'{shape[0]}x{shape[1]}, from {shape_note}'
     if args.dynamic:
         lines['dynamic axes'] = 'batch, height, width'
         lines['min input'] = (f'{min_size}x{min_size}, smaller inputs are '
@@ -591,13 +687,12 @@ def main(argv=None):
     onnx, ort = require_onnx(args.dynamo)
     check_out_path(args.out, args.overwrite)
     check_options(args, SMT.min_input_size)
-    if args.checkpoint != 'none' and not osp.isfile(args.checkpoint):
-        raise LaunchError(f'checkpoint not found: {args.checkpoint}')
+    args.checkpoint = check_weights(args.checkpoint, args.random_weights)
     cfg = load_config(args.config, args.cfg_options)
     task = task_of(cfg)
     model = build_model(cfg, task, args.checkpoint)
     check_backbone(model)
-    shape = export_shape(cfg, task, args.shape)
+    shape, shape_note = export_shape(cfg, task, args.shape)
     wrapper = ExportWrapper(model, task).eval()
     # PyTorch's outputs come from the model before its pools are swapped.
     checks = reference_checks(wrapper, shape, args.dynamic)
@@ -606,11 +701,15 @@ def main(argv=None):
     info = dict(
         task=task,
         config=osp.basename(args.config),
-        checkpoint=osp.basename(args.checkpoint),
+        checkpoint=osp.basename(args.checkpoint or 'RANDOM WEIGHTS'),
         min_input_size=str(SMT.min_input_size),
+        export_size=f'{shape[0]}x{shape[1]}',
         preprocessing=preprocessing_note(cfg))
     results = write_checked(args, onnx, ort, wrapper, checks, names, info)
-    print_summary(summary(args, cfg, onnx, task, shape, changes), results)
+    print_summary(
+        summary(args, cfg, onnx, task, shape, shape_note, changes), results)
+    if args.checkpoint is None:
+        print(RANDOM_WARNING)
     return results
 
 
