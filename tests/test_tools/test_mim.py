@@ -251,3 +251,77 @@ def test_mim_search_after_fresh_install(tmp_path, editable):
                           text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'config id: smt_t_in1k' in proc.stdout
+
+
+OFFLINE = dict(
+    HTTPS_PROXY='http://127.0.0.1:9',  # the discard port: nothing listens
+    https_proxy='http://127.0.0.1:9',
+    NO_PROXY='',
+    no_proxy='')
+
+
+def test_download_tool_is_one_line_per_problem(tmp_path):
+    """tools/download.py (also ``mim run smt_mm download``): offline, a
+    model without released weights and an unknown name are one line each
+    (``mim download`` stops inside mim with a TypeError for the first and
+    an AttributeError for the second)."""
+    proc = run_tool([
+        sys.executable, 'tools/download.py', 'smt_t_in1k', 'smt_t_maskrcnn_1x',
+        'smt_t_inlk', '--dest',
+        str(tmp_path)
+    ],
+                    env=OFFLINE,
+                    check=False)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 3, proc.stderr
+    assert lines[0].startswith(f'error: cannot download {RELEASE}'
+                               'smt_tiny.pth: ')
+    assert lines[1].startswith('error: smt_t_maskrcnn_1x: no released '
+                               'weights')
+    assert 'smt_tiny.pth: python tools/download.py smt_t_in1k' in lines[1]
+    assert lines[2] == ('error: smt_t_inlk: not a model of the SMT-MM model '
+                        'index (did you mean smt_t_in1k, smt_s_in1k, '
+                        'smt_l_in1k?)')
+    assert list(tmp_path.iterdir()) == []  # no partial file left
+
+
+def test_download_tool_writes_the_release_file(tmp_path, monkeypatch):
+    import importlib.util as util
+    spec = util.spec_from_file_location('smt_download',
+                                        osp.join(REPO, 'tools', 'download.py'))
+    tool = util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    import torch.hub
+    fetched = []
+
+    def fake_download(url, path, progress=True):
+        fetched.append(url)
+        with open(path, 'wb') as f:
+            f.write(b'weights')
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', fake_download)
+    tool.main(
+        ['smt_b_in1k', 'configs/cls/smt_s_in1k.py', '--dest',
+         str(tmp_path)])
+    assert fetched == [RELEASE + 'smt_base.pth', RELEASE + 'smt_small.pth']
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'smt_base.pth', 'smt_small.pth'
+    ]
+    tool.main(['smt_b_in1k', '--dest', str(tmp_path)])  # there: kept
+    assert len(fetched) == 2
+
+
+@needs_mim
+def test_mim_run_finds_the_download_tool(tmp_path):
+    require_installed_index()
+    proc = mim(
+        'run',
+        'smt_mm',
+        'download',
+        'smt_t_maskrcnn_3x',
+        cwd=tmp_path,
+        check=False)
+    # mim adds its own traceback (CalledProcessError) when a script fails
+    assert proc.returncode != 0
+    assert 'error: smt_t_maskrcnn_3x: no released weights' in proc.stderr
