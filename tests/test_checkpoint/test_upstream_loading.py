@@ -37,10 +37,11 @@ def test_get_model_refuses_missing_keys_and_nan(tmp_path):
     state = get_model(classifier_config()).state_dict()
     good = saved(tmp_path, 'good', state)
     assert get_model(classifier_config(), pretrained=good) is not None
-    key = 'backbone.stages.0.blocks.0.mlp.fc1.weight'
-    missing = saved(tmp_path, 'missing',
-                    {k: v
-                     for k, v in state.items() if k != key})
+    key = 'backbone.stages.0.blocks.0.ffn.fc1.weight'
+    missing = saved(tmp_path, 'missing', {
+        k: v
+        for k, v in state.items() if k != key
+    })
     with pytest.raises(CheckpointMismatchError) as err:
         get_model(classifier_config(), pretrained=missing)
     assert f'1 missing: {key[len("backbone."):]}' in str(err.value) or \
@@ -60,9 +61,10 @@ def test_backbone_in_any_model_loads_strictly(tmp_path):
     model.neck = torch.nn.Linear(2, 2)
     state = model.state_dict()
     key = 'backbone.stages.1.blocks.0.norm1.weight'
-    partial = saved(tmp_path, 'partial',
-                    {k: v
-                     for k, v in state.items() if k != key})
+    partial = saved(tmp_path, 'partial', {
+        k: v
+        for k, v in state.items() if k != key
+    })
     with pytest.raises(CheckpointMismatchError, match='1 missing'):
         load_checkpoint(model, partial)
     with allow_partial_loading():
@@ -75,15 +77,16 @@ def test_backbone_in_any_model_loads_strictly(tmp_path):
 def test_complex_weights_are_refused():
     model = SMT(ARCH)
     state = model.state_dict()
-    key = 'stages.0.blocks.0.mlp.fc1.weight'
-    nan = dict(state, **{key: torch.full_like(state[key], complex(
-        torch.nan, 0))})
+    key = 'stages.0.blocks.0.ffn.fc1.weight'
+    nan = dict(state,
+               **{key: torch.full_like(state[key], complex(torch.nan, 0))})
     with pytest.raises(CheckpointLoadError, match='NaN or infinite'):
         load_checked(model, nan, 'c.pth', strict=False)
     finite = dict(state, **{key: state[key].to(torch.complex64)})
-    with pytest.raises(CheckpointMismatchError,
-                       match=f'dtype mismatch: {key} '
-                       r'\(file torch.complex64, model torch.float32\)'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=f'dtype mismatch: {key} '
+            r'\(file torch.complex64, model torch.float32\)'):
         load_checked(model, finite, 'c.pth')
 
 
