@@ -361,3 +361,23 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path):
     assert is_complete_checkpoint(str(work / 'epoch_1.pth'))
     assert not (work / 'epoch_2.pth').exists()
     assert not list(work.glob('.*.tmp'))
+
+
+def test_machine_errors_are_one_line_others_keep_their_traceback():
+    import errno
+
+    from smt_mm.utils.cli import run_cli
+
+    def full():
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), 'x.pth')
+
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(full)
+    assert exit_.value.code == ('error: No space left on device: x.pth (the '
+                                'file system is full; free some space)')
+
+    def bug():
+        raise FileNotFoundError(errno.ENOENT, 'No such file', 'y')
+
+    with pytest.raises(FileNotFoundError):
+        run_cli(bug)
