@@ -214,9 +214,16 @@ class KeepCheckpointsHook(Hook):
                     and not isinstance(backend, _DeferredRemoval):
                 hook.file_backend = _DeferredRemoval(backend, self._pending)
 
-    def _remove_pending(self) -> None:
+    def _remove_pending(self, runner) -> None:
+        import os.path as osp
+
+        # never the checkpoint just saved, should a name come round again
+        last = runner.message_hub.get_info('last_ckpt')
         while self._pending:
             backend, path = self._pending.pop(0)
+            if last is not None and osp.abspath(str(path)) == osp.abspath(
+                    str(last)):
+                continue
             if backend.exists(path):
                 backend.remove(path)
 
@@ -225,16 +232,16 @@ class KeepCheckpointsHook(Hook):
                          batch_idx,
                          data_batch=None,
                          outputs=None) -> None:
-        self._remove_pending()
+        self._remove_pending(runner)
 
     def after_train_epoch(self, runner) -> None:
-        self._remove_pending()
+        self._remove_pending(runner)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        self._remove_pending()
+        self._remove_pending(runner)
 
     def after_train(self, runner) -> None:
-        self._remove_pending()
+        self._remove_pending(runner)
 
 
 class _DeferredRemoval:

@@ -361,6 +361,14 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path):
     assert is_complete_checkpoint(str(work / 'epoch_1.pth'))
     assert not (work / 'epoch_2.pth').exists()
     assert not list(work.glob('.*.tmp'))
+    # space freed: --resume continues, and the old checkpoint goes once the
+    # new one is saved
+    run_tool([
+        sys.executable, 'tools/train.py',
+        str(config), '--work-dir',
+        str(work), '--resume'
+    ])
+    assert sorted(p.name for p in work.glob('*.pth')) == ['epoch_2.pth']
 
 
 def test_machine_errors_are_one_line_others_keep_their_traceback():
@@ -381,3 +389,19 @@ def test_machine_errors_are_one_line_others_keep_their_traceback():
 
     with pytest.raises(FileNotFoundError):
         run_cli(bug)
+
+
+@pytest.mark.slow
+def test_image_that_does_not_decode_stops_training_with_one_line(tmp_path):
+    """Random bytes under a .png name, loaded by the shipped configs' data
+    worker: one line naming the file."""
+    config = write_digits_config(tmp_path)
+    image = sorted((tmp_path / 'digits' / 'train').glob('*/*.png'))[0]
+    image.write_bytes(os.urandom(300))
+    last = one_line_error(
+        ['tools/train.py',
+         str(config), '--work-dir',
+         str(tmp_path / 'work')])
+    assert last == (f'error: cannot read image {image}: it does not decode '
+                    'as an image (damaged, or not an image despite its '
+                    'name); replace it, or remove it and its annotation')
