@@ -50,7 +50,7 @@ def test_missing_official_file_is_one_line(tmp_path):
 def test_benchmark_cli_reports_every_side(official_file, tmp_path):
     out = tmp_path / 'bench.json'
     md = tmp_path / 'bench.md'
-    run_tool([
+    proc = run_tool([
         sys.executable, 'tools/analysis/benchmark.py', '--archs', 't',
         '--batch', '1', '--size', '64', '--large-size', '64', '96',
         '--repeats', '1', '--warmup', '0', '--no-memory', '--official',
@@ -70,3 +70,32 @@ def test_benchmark_cli_reports_every_side(official_file, tmp_path):
     assert report['equality']['tiny']['official'][
         'max_abs_feature_diff'] < 1e-4
     assert '**fast/official**' in md.read_text()
+    # the table is what stdout holds, with the caveat of a single repeat
+    assert not [
+        line for line in proc.stdout.splitlines() if line.startswith('{')
+    ]
+    assert proc.stdout.startswith('Device: ')
+    for text in (proc.stdout, md.read_text()):
+        assert text.count('Caveat: --repeats 1: each number is one '
+                          'timing') == 1
+    assert 'SGEMM' in proc.stderr
+
+
+def test_one_repeat_is_caveated_and_stdout_is_the_table(tmp_path):
+    md = tmp_path / 'bench.md'
+    proc = run_tool([
+        sys.executable, 'tools/analysis/benchmark.py', '--archs', 't',
+        '--batch', '1', '--size', '64', '--large-size', '64', '64',
+        '--repeats', '1', '--warmup', '0', '--no-memory', '--markdown',
+        str(md)
+    ])
+    assert proc.stdout.startswith('Device: ')
+    assert not [
+        line for line in proc.stdout.splitlines() if line.startswith('{')
+    ]
+    for text in (proc.stdout, md.read_text()):
+        assert text.count('Caveat: --repeats 1: each number is one '
+                          'timing') == 1
+    assert '**fast/reference**' in proc.stdout
+    # progress goes to stderr, in words
+    assert 'SGEMM' in proc.stderr and 'tiny: ' in proc.stderr

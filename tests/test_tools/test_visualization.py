@@ -523,3 +523,59 @@ def test_heatmap_colour_bars_give_real_values(tmp_path, monkeypatch):
     ticks = [[t.get_text() for t in bar.get_yticklabels()] for bar in bars]
     assert ticks[0] == ['0.02', '0.26', '0.5'] and ticks[1] == ['0.3']
     assert any('attention weight' in t.get_text() for t in fig.texts)
+
+
+def test_grad_cam_tool_names_the_class_at_a_readable_size(tmp_path, capsys):
+    """tools/analysis/grad_cam.py on the digits classifier: a 32x32 input
+    drawn in 400-px panels, the class name in the title."""
+    pytest.importorskip('pytorch_grad_cam')
+    import grad_cam as tool
+    from smt_mm.errors import LaunchError
+    from smt_mm.utils.config import load_config
+    from smt_mm.visualization.inputs import build_model
+    config = tmp_path / 'digits.py'
+    config.write_text(
+        f'_base_ = [{osp.join(REPO, "configs/cls/smt_t_digits.py")!r}]\n'
+        f'model = dict(backbone=dict(arch=dict(_delete_=True, '
+        f'**{MINI_ARCH!r})), head=dict(in_channels=128))\n')
+    torch.manual_seed(0)
+    model = build_model(load_config(str(config)), quiet=True)
+    checkpoint = tmp_path / 'digits.pth'
+    names = [f'digit {i}' for i in range(10)]
+    torch.save(
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(dataset_meta=dict(classes=names))), checkpoint)
+    image = tmp_path / 'scan.png'
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    pixels[1:7, 3:5] = 220
+    Image.fromarray(pixels).save(image)
+    out = tmp_path / 'cam.png'
+    args = [str(config), str(checkpoint), str(image), '--out', str(out)]
+    tool.main(args + ['--class', 'digit 7'])
+    printed = capsys.readouterr().out
+    assert printed.startswith('chosen class: digit 7 (p = ')
+    with Image.open(out) as picture:
+        width, height = picture.size
+    assert width >= 2 * 400 and height >= 400, (width, height)
+    with pytest.raises(LaunchError, match='--class 12 is out of range'):
+        tool.main(args + ['--class', '12', '--overwrite'])
+    with pytest.raises(LaunchError, match='exists; pass --overwrite'):
+        tool.main(args)
+    from matplotlib.figure import Figure
+    saved = []
+    real = Figure.savefig
+
+    def keep(fig, *a, **k):
+        saved.append(fig)
+        return real(fig, *a, **k)
+
+    import unittest.mock
+    with unittest.mock.patch.object(Figure, 'savefig', keep):
+        tool.main(args + ['--overwrite'])
+    titles = [ax.get_title() for ax in saved[0].axes if ax.get_title()]
+    # "predicted class: NAME (p = ...); top-3: ..."
+    predicted = capsys.readouterr().out.split(': ', 1)[1].split(' (p')[0]
+    assert titles[0] == 'input 32x32'
+    assert titles[1].startswith(f'predicted "{predicted}" (p = ')
+    assert 'top-3: ' in saved[0]._suptitle.get_text()

@@ -607,6 +607,9 @@ def markdown_table(report: Dict) -> str:
                      f"{fmt(row.get('large_train_ms'))} | "
                      f"{fmt(row.get('peak_forward_mib'), 0)} | "
                      f"{fmt(row.get('peak_train_mib'), 0)} |")
+    note = caveat(st['repeats'])
+    if note:
+        lines[1:1] = ['', f'**{note}**']
     lines += [
         '',
         'Ratio rows (**a/b**): throughput and time as speed-ups of a over b '
@@ -647,6 +650,22 @@ def ratio_rows(rows: Dict[str, Dict], arch, precision) -> List[Dict]:
     ]
 
 
+def progress(line: str) -> None:
+    """A short line on stderr while measuring (the table is stdout)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def caveat(repeats: int) -> Optional[str]:
+    """What one or two repeats mean for the numbers, or None."""
+    if repeats >= 3:
+        return None
+    what = 'one timing' if repeats == 1 else 'the median of 2 timings'
+    return (f'Caveat: --repeats {repeats}: each number is {what} and each '
+            'ratio a quotient of such numbers; on a shared or busy CPU they '
+            'move between runs by more than the differences they show. Use '
+            '--repeats 3 or more (5 for numbers to quote).')
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.memory_worker:
@@ -675,7 +694,7 @@ def main(argv=None):
         load_average=None if load is None else [round(v, 2) for v in load],
         sgemm_gflops=sgemm_gflops(device, args.repeats),
         cudnn_benchmark=cuda and not args.no_cudnn_benchmark)
-    print(f"SGEMM: {env['sgemm_gflops']:.1f} GFLOP/s", flush=True)
+    progress(f"SGEMM: {env['sgemm_gflops']:.1f} GFLOP/s")
 
     results: List[Dict] = []
     equality = {}
@@ -692,7 +711,9 @@ def main(argv=None):
         equality[ARCH_NAMES.get(arch,
                                 arch)] = compare_sides(plain, device,
                                                        min(args.size, 96))
-        print(json.dumps(equality), flush=True)
+        progress(f'{ARCH_NAMES.get(arch, arch)}: sides agree '
+                 f'({", ".join(s for s in plain if s != "fast")} vs fast); '
+                 f'timing {", ".join(sides)}')
         for precision in precisions:
             rows = bench(models, arch, precision, device, args)
             for side, peaks in cpu_peaks.get(precision, {}).items():
@@ -701,7 +722,9 @@ def main(argv=None):
                 row['macs'] = macs
                 row['forward_gflops'] = \
                     2 * macs * row['forward_img_s'] / 1e9
-                print(json.dumps(row), flush=True)
+                progress(f"  {row['arch']} {precision} {row['impl']}: "
+                         f"{fmt(row.get('forward_img_s'))} img/s forward, "
+                         f"{fmt(row.get('train_img_s'))} img/s train")
             results += list(rows.values())
             results += ratio_rows(rows, arch, precision)
         del models, plain

@@ -1,0 +1,190 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Grad-CAM of a classification config's SMT: where the image drives a
+class score, drawn at a readable size with the class name.
+
+    python tools/analysis/grad_cam.py CONFIG CHECKPOINT IMAGE --out cam.png
+        [--target-layers backbone.stages.3] [--class NAME_OR_INDEX]
+        [--overwrite]
+
+The image goes through the config's test pipeline and data preprocessor,
+as in testing; the class is the predicted one unless --class names
+another. Grad-CAM (pytorch-grad-cam, installed with the tests) weights the
+target layer's (B, C, H, W) output by the class score's gradient; SMT's
+stages return such maps, so the default target is the last stage. The
+PNG shows the image as the network sees it and the map blended over it,
+with the class name, its probability and the top-3 classes in the
+titles; the map is scaled to 0..1 per image (Grad-CAM has no absolute
+unit).
+"""
+import argparse
+import os.path as osp
+
+import smt_mm  # noqa: F401  (registers SMT)
+from smt_mm.errors import LaunchError
+from smt_mm.utils.cli import add_cfg_options, run_cli
+from smt_mm.utils.config import load_config, task_of
+from smt_mm.visualization import drawing, inputs
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='classification config')
+    parser.add_argument(
+        'checkpoint', help='checkpoint (an official release file too)')
+    parser.add_argument('image', help='image file (never modified)')
+    parser.add_argument('--out', required=True, help='PNG to write')
+    parser.add_argument(
+        '--target-layers',
+        nargs='+',
+        default=['backbone.stages.3'],
+        help='modules whose (B, C, H, W) outputs Grad-CAM weighs (default: '
+        'the last stage)')
+    parser.add_argument(
+        '--class',
+        dest='target_class',
+        help='class name or index to explain (default: the predicted one)')
+    parser.add_argument(
+        '--overwrite', action='store_true', help='replace --out if it exists')
+    parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
+    add_cfg_options(parser)
+    return parser.parse_args(argv)
+
+
+def check_out(out, image, overwrite):
+    if osp.isdir(out):
+        raise LaunchError(f'--out {out} is a folder; name a PNG file')
+    if osp.exists(out) and osp.samefile(out, image):
+        raise LaunchError(f'--out {out} is the input image; name another '
+                          'file')
+    if osp.exists(out) and not overwrite:
+        raise LaunchError(f'--out {out} exists; pass --overwrite to replace '
+                          'it')
+
+
+def class_names(cfg, checkpoint_meta, num_classes):
+    """The checkpoint's class names, else the config dataset's, else
+    None."""
+    from mmpretrain.registry import DATASETS
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    dataset_type = dataset.get('type')
+    dataset_class = DATASETS.get(dataset_type) if isinstance(
+        dataset_type, str) else None
+    for classes in ((checkpoint_meta.get('dataset_meta')
+                     or {}).get('classes'), (dataset.get('metainfo')
+                                             or {}).get('classes'),
+                    getattr(dataset_class, 'METAINFO', {}).get('classes')):
+        if isinstance(classes, (list, tuple)) and len(classes) == num_classes:
+            return [str(c) for c in classes]
+    return None
+
+
+def pick_class(target, classes, num_classes):
+    """--class as an index: a name of ``classes`` or an integer."""
+    if classes is not None and target in classes:
+        return classes.index(target)
+    try:
+        index = int(target)
+    except ValueError:
+        shown = ', '.join(classes[:10]) if classes else 'none known'
+        raise LaunchError(f'--class {target!r} is neither a class name '
+                          f'(e.g. {shown}) nor an index') from None
+    if not 0 <= index < num_classes:
+        raise LaunchError(f'--class {index} is out of range: the model has '
+                          f'{num_classes} classes (0..{num_classes - 1})')
+    return index
+
+
+def target_modules(model, names):
+    found = []
+    for name in names:
+        try:
+            found.append(model.get_submodule(name))
+        except AttributeError:
+            raise LaunchError(f'--target-layers: the model has no module '
+                              f'{name!r} (e.g. backbone.stages.3)') from None
+    return found
+
+
+def load(args):
+    """The model (weights loaded), the checkpoint's meta and the image as
+    the network gets it."""
+    from smt_mm.models.utils import load_model_weights
+    cfg = load_config(args.config, args.cfg_options)
+    if task_of(cfg) != 'mmpretrain':
+        raise LaunchError(f'grad_cam.py explains classification configs; '
+                          f'{args.config} is a {task_of(cfg)} config')
+    model = inputs.build_model(cfg, None, args.device, quiet=True)
+    checkpoint = load_model_weights(model, args.checkpoint)
+    model = model.to(args.device).eval()
+    sample = inputs.load_image(cfg, model, args.image)
+    return cfg, model, checkpoint.get('meta') or {}, sample
+
+
+def grad_cam(model, layers, image, index):
+    """(H, W) Grad-CAM of class ``index`` for the (1, 3, H, W) input,
+    scaled to 0..1."""
+    import torch
+    try:
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    except ImportError:
+        raise LaunchError('Grad-CAM needs pytorch-grad-cam: pip install '
+                          '"grad-cam==1.4.8"') from None
+
+    class Logits(torch.nn.Module):
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model(x, mode='tensor')
+
+    cam = GradCAM(model=Logits(model), target_layers=layers)
+    try:
+        return cam(
+            input_tensor=image, targets=[ClassifierOutputTarget(index)])[0]
+    except (AttributeError, RuntimeError, ValueError) as err:
+        raise LaunchError(f'Grad-CAM failed on --target-layers '
+                          f'{" ".join(map(str, layers))}: '
+                          f'{type(err).__name__}: {err} (give modules with '
+                          '(B, C, H, W) outputs, e.g. backbone.stages.3)')
+
+
+def main(argv=None):
+    import torch
+    args = parse_args(argv)
+    inputs.check_files(args.checkpoint, args.image)
+    check_out(args.out, args.image, args.overwrite)
+    cfg, model, meta, sample = load(args)
+    layers = target_modules(model, args.target_layers)
+    with torch.no_grad():
+        probs = model(sample.inputs.to(args.device), mode='tensor').softmax(-1)
+    num_classes = probs.shape[-1]
+    classes = class_names(cfg, meta, num_classes)
+
+    def name(i):
+        return classes[i] if classes else f'class {i}'
+
+    top = probs[0].topk(min(3, num_classes))
+    index = top.indices[0].item() if args.target_class is None else \
+        pick_class(args.target_class, classes, num_classes)
+    cam = grad_cam(model, layers, sample.inputs.to(args.device), index)
+    chosen = 'predicted' if args.target_class is None else 'chosen'
+    top3 = ', '.join(
+        f'{name(i)} {p:.2f}'
+        for p, i in zip(top.values.tolist(), top.indices.tolist()))
+    drawing.draw_heatmaps(
+        sample.image,
+        cam[None], [f'{chosen} "{name(index)}" (p = {probs[0, index]:.2f})'],
+        f'Grad-CAM of {osp.basename(args.image)} at '
+        f'{", ".join(args.target_layers)}; top-3: {top3}',
+        args.out,
+        value_label='Grad-CAM, scaled to 0..1 per image (no absolute unit)',
+        panel_inches=drawing.PANEL_INCHES * 1.25)
+    print(f'{chosen} class: {name(index)} (p = {probs[0, index]:.2f}); '
+          f'top-3: {top3}; Grad-CAM drawn to {args.out}')
+
+
+if __name__ == '__main__':
+    run_cli(main)
