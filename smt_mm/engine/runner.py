@@ -6,6 +6,7 @@ import os.path as osp
 import zipfile
 from typing import Optional
 
+from mmengine.config import Config
 from mmengine.dist import master_only
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -13,14 +14,15 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from smt_mm.checkpoint import (ATOMIC_BACKEND, complete_checkpoints,
-                               is_complete_checkpoint, read_checkpoint,
+                               display_name, is_complete_checkpoint,
+                               read_checkpoint, redact_urls,
                                remove_stale_temporaries, safe_loading)
 from smt_mm.errors import (CheckpointLoadError, CorruptCheckpointError,
                            LaunchError)
 from smt_mm.models.utils import apply_checkpoint
-from smt_mm.utils.resume import check_resume_checkpoint
-from smt_mm.utils.workdir import dump_config
+from .config_dump import dump_config
 from .plain_checkpoint import from_plain, plain_checkpoint_saving
+from .resume_check import check_resume_checkpoint
 
 
 @RUNNERS.register_module()
@@ -52,12 +54,30 @@ class SMTRunner(Runner):
       read them; loading rebuilds the message hub exactly.
     """
 
+    @property
+    def cfg(self):
+        """The run's config. Signed URLs and credentials in it are redacted
+        (a copy, made when the runner stores the config): the runner logs
+        it, dumps it to the work dir and stores it in checkpoints, none of
+        which may show them. The model and ``load_from`` were built from
+        the config as given."""
+        return self._redacted_cfg
+
+    @cfg.setter
+    def cfg(self, cfg) -> None:
+        if isinstance(cfg, Config):
+            plain = cfg.to_dict()
+            redacted = redact_urls(plain)
+            if redacted is not plain:
+                cfg = Config(redacted, filename=cfg.filename)
+        self._redacted_cfg = cfg
+
     @master_only
     def dump_config(self) -> None:
         """The config dump, which never replaces (or writes through a
         symlink at) a file SMT-MM did not write, such as the user's config
         when ``--work-dir`` is its folder
-        (:func:`smt_mm.utils.workdir.dump_config`)."""
+        (:func:`smt_mm.engine.config_dump.dump_config`)."""
         name = osp.basename(self.cfg.filename) if self.cfg.filename \
             else f'{self.timestamp}.py'
         dump_config(self.cfg, self.work_dir, self.log_dir, name)
@@ -96,7 +116,7 @@ class SMTRunner(Runner):
             else self.model
         apply_checkpoint(model, checkpoint, filename, strict, revise_keys)
         self._has_loaded = True
-        self.logger.info(f'Load checkpoint from {filename}')
+        self.logger.info(f'Load checkpoint from {display_name(filename)}')
         return checkpoint
 
     def resume(self, filename: str, *args, **kwargs) -> None:
@@ -104,7 +124,7 @@ class SMTRunner(Runner):
         newest intact checkpoint beside it. A checkpoint that cannot be
         resumed (no epoch, malformed message hub, optimizer state that does
         not fit) is refused before anything is loaded
-        (:func:`~smt_mm.utils.resume.check_resume_checkpoint`)."""
+        (:func:`~smt_mm.engine.resume_check.check_resume_checkpoint`)."""
         self._resuming = True
         try:
             _check_intact(filename)

@@ -14,8 +14,9 @@ import textwrap
 import pytest
 from helpers import REPO, run_tool
 
+from smt_mm.engine.config_dump import DUMP_MARK
 from smt_mm.errors import LaunchError
-from smt_mm.utils.workdir import DUMP_MARK, LOCK_NAME
+from smt_mm.utils.workdir import LOCK_NAME
 
 SEG = 'configs/seg/smt_t_upernet_synth.py'
 DIGITS = os.path.join(REPO, 'configs/cls/smt_t_digits.py')
