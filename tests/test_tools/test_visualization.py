@@ -579,3 +579,7 @@ def test_grad_cam_tool_names_the_class_at_a_readable_size(tmp_path, capsys):
     assert titles[0] == 'input 32x32'
     assert titles[1].startswith(f'predicted "{predicted}" (p = ')
     assert 'top-3: ' in saved[0]._suptitle.get_text()
+    # the deepest stage with a map of 4x4 cells or more
+    assert 'at backbone.stages.1;' in saved[0]._suptitle.get_text()
+    assert tool.default_target(model, torch.zeros(1, 3, 224,
+                                                  224)) == 'backbone.stages.3'

@@ -3,14 +3,16 @@
 class score, drawn at a readable size with the class name.
 
     python tools/analysis/grad_cam.py CONFIG CHECKPOINT IMAGE --out cam.png
-        [--target-layers backbone.stages.3] [--class NAME_OR_INDEX]
+        [--target-layers MODULE ...] [--class NAME_OR_INDEX]
         [--overwrite]
 
 The image goes through the config's test pipeline and data preprocessor,
 as in testing; the class is the predicted one unless --class names
 another. Grad-CAM (pytorch-grad-cam, installed with the tests) weights the
 target layer's (B, C, H, W) output by the class score's gradient; SMT's
-stages return such maps, so the default target is the last stage. The
+stages return such maps. The default target is the deepest stage whose
+map has at least 4x4 cells at the input size (the last one at 224x224; a
+1x1 map, stage 4 of a 32x32 digit, makes a flat picture). The
 PNG shows the image as the network sees it and the map blended over it,
 with the class name, its probability and the top-3 classes in the
 titles; the map is scaled to 0..1 per image (Grad-CAM has no absolute
@@ -36,9 +38,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--target-layers',
         nargs='+',
-        default=['backbone.stages.3'],
         help='modules whose (B, C, H, W) outputs Grad-CAM weighs (default: '
-        'the last stage)')
+        'the deepest stage whose map is at least 4x4 at this input size: '
+        'backbone.stages.3 at 224x224, backbone.stages.1 for 32x32 digits)')
     parser.add_argument(
         '--class',
         dest='target_class',
@@ -92,6 +94,22 @@ def pick_class(target, classes, num_classes):
         raise LaunchError(f'--class {index} is out of range: the model has '
                           f'{num_classes} classes (0..{num_classes - 1})')
     return index
+
+
+# a map of fewer cells gives one weight per image region: no picture
+MIN_MAP_SIDE = 4
+
+
+def default_target(model, inputs) -> str:
+    """The deepest backbone stage whose output map is at least
+    MIN_MAP_SIDE cells on its short side for ``inputs`` (stage k has
+    stride 4 * 2**k)."""
+    short = min(inputs.shape[-2:])
+    stages = len(model.backbone.stages)
+    for k in reversed(range(stages)):
+        if -(-short // (4 * 2**k)) >= MIN_MAP_SIDE:
+            return f'backbone.stages.{k}'
+    return 'backbone.stages.0'
 
 
 def target_modules(model, names):
@@ -157,6 +175,8 @@ def main(argv=None):
     inputs.check_files(args.checkpoint, args.image)
     check_out(args.out, args.image, args.overwrite)
     cfg, model, meta, sample = load(args)
+    if not args.target_layers:
+        args.target_layers = [default_target(model, sample.inputs)]
     layers = target_modules(model, args.target_layers)
     with torch.no_grad():
         probs = model(sample.inputs.to(args.device), mode='tensor').softmax(-1)
@@ -170,6 +190,11 @@ def main(argv=None):
     index = top.indices[0].item() if args.target_class is None else \
         pick_class(args.target_class, classes, num_classes)
     cam = grad_cam(model, layers, sample.inputs.to(args.device), index)
+    if not cam.max() > cam.min():
+        where = ' '.join(args.target_layers)
+        print(f'warning: the Grad-CAM map is flat at {where} (a map of too '
+              'few cells at this input size, or no positive gradient): try '
+              'an earlier stage with --target-layers')
     chosen = 'predicted' if args.target_class is None else 'chosen'
     top3 = ', '.join(
         f'{name(i)} {p:.2f}'
