@@ -21,7 +21,7 @@ MIN_SIDE = 512
 LABEL_POINTS = 9
 TITLE_POINTS = 11
 MASK_ALPHA = 0.45
-SEG_ALPHA = 0.6
+SEG_ALPHA = 0.75  # the image is drawn beside it: colours match the legend
 # inches: panel title, gap between panels, figure title, margins
 PANEL_TITLE, GAP, FIGURE_TITLE, EDGE = 0.32, 0.2, 0.36, 0.08
 LEGEND_ROW = 0.26
