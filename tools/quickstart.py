@@ -238,8 +238,11 @@ def max_epochs(cfg_options):
     for option in cfg_options:
         if option.startswith('train_cfg.max_epochs='):
             return int(option.split('=', 1)[1])
-    from mmengine.config import Config
-    return Config.fromfile(osp.join(REPO, CONFIG)).train_cfg.max_epochs
+    import warnings
+    with warnings.catch_warnings():  # mmengine's imports warn (pkg_resources)
+        warnings.simplefilter('ignore')
+        from mmengine.config import Config
+        return Config.fromfile(osp.join(REPO, CONFIG)).train_cfg.max_epochs
 
 
 def earlier_run(work_dir):

@@ -124,6 +124,7 @@ def test_quickstart_screen_is_short_and_the_log_is_full(
     screen = capsys.readouterr().out
     assert len(screen.splitlines()) <= 25, screen
     assert 'paramwise_options' not in screen and 'Config:' not in screen
+    assert 'Warning' not in screen
     assert '[2/4] train' in screen and '[3/4] evaluate' in screen
     assert 'Results (synthetic validation split' in screen
     log = (work / 'quickstart.log').read_text()
