@@ -108,7 +108,13 @@ class SMTRunner(Runner):
                               f'{strict!r}')
         checkpoint = read_checkpoint(filename, map_location=map_location)
         # message hub buffers and numpy data stored as plain data
-        checkpoint = from_plain(checkpoint)
+        try:
+            checkpoint = from_plain(checkpoint)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise CheckpointLoadError(
+                f'checkpoint {display_name(filename)} holds a malformed '
+                'message hub buffer or numpy entry (stored as plain data): '
+                f'{type(err).__name__}: {err}') from None
         if getattr(self, '_resuming', False):
             check_resume_checkpoint(self, checkpoint, filename)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)

@@ -156,6 +156,22 @@ def test_malformed_message_hub(trained, tmp_path, hub, what):
                             'cannot be resumed')
 
 
+def test_malformed_plain_buffer(trained, tmp_path):
+    """SMTRunner stores the hub's buffers as tagged plain dicts; one that
+    lacks its fields is refused, not a KeyError."""
+    from smt_mm.engine.plain_checkpoint import TAG
+
+    def edit(checkpoint):
+        checkpoint['message_hub']['log_scalars']['loss'] = {
+            TAG: 'HistoryBuffer'
+        }
+
+    message = refused(trained, tmp_path, edit, CheckpointLoadError)
+    assert message.endswith('holds a malformed message hub buffer or numpy '
+                            "entry (stored as plain data): KeyError: "
+                            "'max_length'")
+
+
 def test_optimizer_state_of_another_shape(trained, tmp_path):
 
     def edit(checkpoint):
