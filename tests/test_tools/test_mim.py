@@ -19,7 +19,7 @@ from helpers import (REPO, assert_finite_losses, run_tool, train_log,
                      write_tiny_det_config)
 
 RELEASE = 'https://github.com/AFeng-x/SMT/releases/download/v1.0.0/'
-# Which official release file each classification config is (SMT_SPEC.md).
+# Which official release file each classification config is.
 RELEASED = {
     'smt_t_in1k': 'smt_tiny.pth',
     'smt_s_in1k': 'smt_small.pth',

@@ -1,4 +1,4 @@
-"""The FLOPs/params tool reproduces the official sizes (SMT_SPEC.md)."""
+"""The FLOPs/params tool reproduces the official sizes."""
 import os.path as osp
 import sys
 

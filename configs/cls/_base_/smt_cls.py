@@ -1,5 +1,5 @@
 # What all SMT ImageNet classification configs share: the official recipe
-# (SMT_SPEC.md) on top of mmpretrain's Swin-style ImageNet pipeline, AdamW
+# (the paper and the official code) on top of mmpretrain's Swin-style ImageNet pipeline, AdamW
 # schedule and runtime. Variants set the arch, the head width and drop_path.
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
