@@ -110,7 +110,7 @@ bench() {  # bench t|b
     echo "no $OFFICIAL: ours only (see the header of $SELF)"
   fi
   "$PY" tools/analysis/benchmark.py "${BENCH[@]}" --archs "$1" \
-    --precisions fp32 bf16 --no-reference "${official[@]}" \
+    --precisions fp32 bf16 --no-reference ${official[@]+"${official[@]}"} \
     --out "$OUT/bench_$1.json" --markdown "$OUT/bench_$1.md"
 }
 
@@ -209,7 +209,7 @@ if [ "${1:-}" = __step ]; then  # one step, run by step() under timeout
   case $2 in
     env) environment ;;
     install) install ;;
-    selfcheck) "$PY" tools/misc/selfcheck.py "${SELFCHECK[@]}" ;;
+    selfcheck) "$PY" tools/misc/selfcheck.py ${SELFCHECK[@]+"${SELFCHECK[@]}"} ;;
     bench_t) bench t ;;
     bench_b) bench b ;;
     maskrcnn) maskrcnn ;;
@@ -265,6 +265,10 @@ printf 'total %ss\n' $((SECONDS - START)) | tee -a "$SUMMARY"
 for f in selfcheck.log bench_t.md bench_b.md; do
   [ -f "$OUT/$f" ] && { echo "=== $f"; tail -40 "$OUT/$f"; }
 done
-echo "=== maskrcnn"; grep '^maskrcnn_b:' "$OUT/maskrcnn.log"
-echo "=== gpu_tests"; tail -5 "$OUT/gpu_tests.log"
+if [ -f "$OUT/maskrcnn.log" ]; then
+  echo "=== maskrcnn"; grep '^maskrcnn_b:' "$OUT/maskrcnn.log"
+fi
+if [ -f "$OUT/gpu_tests.log" ]; then
+  echo "=== gpu_tests"; tail -5 "$OUT/gpu_tests.log"
+fi
 exit 0
