@@ -159,8 +159,7 @@ class SMTRunner(Runner):
                 kwargs.get('file_client_args') is None:
             kwargs['backend_args'] = dict(backend=ATOMIC_BACKEND)
         with plain_checkpoint_saving(self):
-            return super().save_checkpoint(out_dir, filename, *args,
-                                           **kwargs)
+            return super().save_checkpoint(out_dir, filename, *args, **kwargs)
 
 
 def _check_intact(filename: str) -> None:

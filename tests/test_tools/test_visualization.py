@@ -530,6 +530,7 @@ def test_grad_cam_tool_names_the_class_at_a_readable_size(tmp_path, capsys):
     drawn in 400-px panels, the class name in the title."""
     pytest.importorskip('pytorch_grad_cam')
     import grad_cam as tool
+
     from smt_mm.errors import LaunchError
     from smt_mm.utils.config import load_config
     from smt_mm.visualization.inputs import build_model
