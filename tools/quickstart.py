@@ -159,6 +159,32 @@ class TestWatcher:
                 f'batches{known}')
 
 
+def output_lines(proc, grace=2.0):
+    """The lines ``proc`` prints, until it has exited and nothing came
+    for ``grace`` seconds: a data-loader worker left behind by a killed
+    step keeps the pipe open, which must not hang the quickstart."""
+    import queue
+    import threading
+    lines = queue.Queue()
+
+    def read():
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    quiet_since = None
+    while True:
+        try:
+            yield lines.get(timeout=0.2)
+            quiet_since = None
+        except queue.Empty:
+            if proc.poll() is None:
+                continue
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > grace:
+                return
+
+
 class Steps:
     """Runs each step as a subprocess, its output appended to the log
     file, the screen showing a progress line."""
@@ -198,7 +224,7 @@ class Steps:
                 env=env)
             if watcher is not None and not self.verbose:
                 self.progress.show(f'{head} {watcher.text()}')
-            for line in proc.stdout:
+            for line in output_lines(proc):
                 log.write(line)
                 lines.append(line.rstrip('\n'))
                 if self.verbose:

@@ -131,3 +131,20 @@ def test_quickstart_screen_is_short_and_the_log_is_full(
     assert 'paramwise_options' in log and 'Epoch(train)' in log
     # evaluated once: by the test step, not also after training
     assert 'Epoch(val)' not in log and log.count('coco/bbox_mAP_50:') == 1
+
+
+def test_a_killed_step_left_with_a_worker_does_not_hang(tmp_path):
+    """The step exits; a child it left behind keeps the pipe open."""
+    import subprocess
+    import sys
+    import time
+    code = ('import subprocess, sys; print("step", flush=True); '
+            'subprocess.Popen([sys.executable, "-c", '
+            '"import time; time.sleep(30)"]); sys.exit(3)')
+    proc = subprocess.Popen([sys.executable, '-c', code],
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            text=True)
+    started = time.monotonic()
+    assert list(quickstart.output_lines(proc, grace=0.5)) == ['step\n']
+    assert time.monotonic() - started < 10 and proc.wait() == 3
