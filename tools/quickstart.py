@@ -159,6 +159,22 @@ class TestWatcher:
                 f'batches{known}')
 
 
+def failure_detail(lines, code):
+    """What to show of a failed step: its ``error:`` line, the signal
+    that stopped it, or the end of its output (long lines cut)."""
+    errors = [ln for ln in lines if ln.startswith('error:')]
+    if errors:
+        return errors[-1]
+    if code < 0:
+        return (f'stopped by signal {-code} (killed from outside, or out of '
+                'memory)')
+    tail = [
+        ln if len(ln) <= 160 else ln[:157] + '...' for ln in lines
+        if ln.strip()
+    ][-5:]
+    return '\n'.join(tail)
+
+
 def output_lines(proc, grace=2.0):
     """The lines ``proc`` prints, until it has exited and nothing came
     for ``grace`` seconds: a data-loader worker left behind by a killed
@@ -236,8 +252,7 @@ class Steps:
         took = fmt_time(time.monotonic() - started)
         if code:
             self.progress.end(f'{head} failed after {took}')
-            errors = [ln for ln in lines if ln.startswith('error:')]
-            detail = errors[-1] if errors else '\n'.join(lines[-15:])
+            detail = failure_detail(lines, code)
             sys.exit(f'{detail}\nquickstart: {name} failed (exit status '
                      f'{code}); its full output is in {self.log_path}')
         text = summary(lines) if summary else ''

@@ -148,3 +148,15 @@ def test_a_killed_step_left_with_a_worker_does_not_hang(tmp_path):
     started = time.monotonic()
     assert list(quickstart.output_lines(proc, grace=0.5)) == ['step\n']
     assert time.monotonic() - started < 10 and proc.wait() == 3
+
+
+def test_a_failed_step_shows_its_error_line_or_what_stopped_it():
+    lines = [
+        'x' * 300, 'Traceback (most recent call last):',
+        'error: work dir w holds checkpoints of an earlier run'
+    ]
+    assert quickstart.failure_detail(lines, 1) == lines[-1]
+    assert quickstart.failure_detail(lines[:2],
+                                     -9).startswith('stopped by signal 9')
+    shown = quickstart.failure_detail(lines[:2], 1).splitlines()
+    assert shown[0] == 'x' * 157 + '...' and len(shown) == 2
