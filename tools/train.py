@@ -18,7 +18,8 @@ from smt_mm.utils.distributed import setup_distributed
 from smt_mm.utils.resume import protect_earlier_run, set_resume
 from smt_mm.utils.run_check import check_run_settings
 from smt_mm.utils.runner import build_runner
-from smt_mm.utils.workdir import is_first_process, lock_work_dir
+from smt_mm.utils.workdir import (check_path_length, is_first_process,
+                                  lock_work_dir)
 
 
 def parse_args(argv=None):
@@ -59,13 +60,15 @@ def main(argv=None):
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
     check_run_settings(cfg)
+    check_path_length(cfg.work_dir, 'work dir')
+    check_datasets(cfg, 'train_dataloader',
+                   *(['val_dataloader'] if cfg.get('val_cfg') else []))
     if is_first_process(args.launcher):
-        # one run per work dir, held until this process ends
+        # one run per work dir, held until this process ends (the first
+        # thing written: a run refused above leaves no work dir behind)
         lock_work_dir(cfg.work_dir)
     protect_earlier_run(cfg, args.resume, args.overwrite)
     set_resume(cfg, args.resume)
-    check_datasets(cfg, 'train_dataloader',
-                   *(['val_dataloader'] if cfg.get('val_cfg') else []))
     setup_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
     try:

@@ -149,12 +149,18 @@ def test_plot_logs_overwrite_replaces(tmp_path):
 
 def test_second_training_into_a_locked_work_dir_stops(tmp_path):
     from smt_mm.utils.workdir import lock_work_dir, release_work_dir
+    from smt_mm.utils.digits import make_digits_dataset
+    make_digits_dataset(str(tmp_path / 'digits'), 0.5, 0, 4)
     work = tmp_path / 'work'
     lock_work_dir(str(work))  # as a run in progress holds it
     try:
-        last = one_line_error(
-            ['tools/train.py', DIGITS, '--work-dir',
-             str(work)])
+        last = one_line_error([
+            'tools/train.py', DIGITS, '--work-dir',
+            str(work), '--cfg-options', *[
+                f'{split}.dataset.data_root={tmp_path / "digits"}/'
+                for split in ('train_dataloader', 'val_dataloader')
+            ]
+        ])
     finally:
         release_work_dir(str(work))
     assert last == (f'error: work dir {work} is in use by another training '
