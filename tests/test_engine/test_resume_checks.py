@@ -10,22 +10,13 @@ import uuid
 
 import pytest
 import torch
-from helpers import REPO, run_tool
+from helpers import MINI_ARCH, REPO, run_tool
 
 from smt_mm.errors import (CheckpointLoadError, CheckpointMismatchError,
                            SMTError)
 
 DIGITS = osp.join(REPO, 'configs/cls/smt_t_digits.py')
-TINY_ARCH = dict(
-    embed_dims=[8, 16, 32, 64],
-    depths=[1, 1, 1, 1],
-    mlp_ratios=[4, 4, 4, 2],
-    ca_num_heads=[4, 4, 4, -1],
-    sa_num_heads=[-1, -1, 8, 16],
-    ca_attentions=[1, 1, 1, 0],
-    head_conv=3,
-    expand_ratio=2,
-    qkv_bias=True)
+TINY_ARCH = dict(MINI_ARCH, embed_dims=[8, 16, 32, 64], depths=[1, 1, 1, 1])
 
 
 def write_config(root, max_epochs=2):

@@ -12,7 +12,7 @@ import sys
 import textwrap
 
 import pytest
-from helpers import REPO, run_tool
+from helpers import MINI_ARCH, REPO, run_tool
 
 from smt_mm.engine.config_dump import DUMP_MARK
 from smt_mm.errors import LaunchError
@@ -148,8 +148,8 @@ def test_plot_logs_overwrite_replaces(tmp_path):
 
 
 def test_second_training_into_a_locked_work_dir_stops(tmp_path):
-    from smt_mm.utils.workdir import lock_work_dir, release_work_dir
     from smt_mm.utils.digits import make_digits_dataset
+    from smt_mm.utils.workdir import lock_work_dir, release_work_dir
     make_digits_dataset(str(tmp_path / 'digits'), 0.5, 0, 4)
     work = tmp_path / 'work'
     lock_work_dir(str(work))  # as a run in progress holds it
@@ -250,16 +250,7 @@ def test_bad_run_settings(tmp_path, option, message):
 
 
 # 4 stages of 8-64 channels, one block each; the tiny preset's other settings
-TINY_ARCH = dict(
-    embed_dims=[8, 16, 32, 64],
-    depths=[1, 1, 1, 1],
-    mlp_ratios=[4, 4, 4, 2],
-    ca_num_heads=[4, 4, 4, -1],
-    sa_num_heads=[-1, -1, 8, 16],
-    ca_attentions=[1, 1, 1, 0],
-    head_conv=3,
-    expand_ratio=2,
-    qkv_bias=True)
+TINY_ARCH = dict(MINI_ARCH, embed_dims=[8, 16, 32, 64], depths=[1, 1, 1, 1])
 
 
 def write_digits_config(root, max_epochs=1, extra=''):
