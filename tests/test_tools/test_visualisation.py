@@ -199,9 +199,12 @@ def test_plot_logs_epoch_ticks_are_whole_numbers(tmp_path, monkeypatch):
     runs = {'run': plot_logs.read_scalars(str(write_scalars(tmp_path)))}
     plot_logs.plot(runs, ['coco/bbox_mAP', 'loss'], str(tmp_path / 'x.png'),
                    None)
+    # one validation epoch: a single point used to get ticks 3.8 .. 4.2
+    one = {'run': {'coco/bbox_mAP': ('epoch', [4], [0.3])}}
+    plot_logs.plot(one, ['coco/bbox_mAP'], str(tmp_path / 'y.png'), None)
     epoch_ax, iter_ax = saved[0].axes
     assert epoch_ax.get_xlabel() == 'epoch'
-    for ax in (epoch_ax, iter_ax):
+    for ax in (epoch_ax, iter_ax, saved[1].axes[0]):
         low, high = ax.get_xlim()
         ticks = [t for t in ax.get_xticks() if low <= t <= high]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks

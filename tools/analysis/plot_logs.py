@@ -131,7 +131,7 @@ def plot(runs: dict, names: list, out: str, title: str) -> None:
         ax.set_ylabel(name)
         ax.set_xlabel(' / '.join(sorted(axis_names)))
         # epochs and iterations are counts: no ticks at 1.2, 1.4
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     if title:
