@@ -61,6 +61,9 @@ export PYTHONUNBUFFERED=1 PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 CAP_SCALE=1  # the step limits below are for the GPU machine
 if [ "$REHEARSAL" = 1 ]; then
   CAP_SCALE=${GPU_SESSION_CAP_SCALE:-6}  # a 2-core CPU machine, shared
+  # one thread per process: OpenMP threads spinning on a shared, busy
+  # machine made the benchmark 10-30x slower
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
   SELFCHECK=(--device cpu --size 64 --batch 2 --seconds 2)
   BENCH=(--device cpu --batch 1 --size 32 --large-size 32 64 --large-batch 1
     --repeats 1 --warmup 1 --no-memory)
