@@ -16,6 +16,7 @@ import io
 import os.path as osp
 
 import numpy as np
+from mmengine.registry import DefaultScope
 
 import smt_mm  # noqa: F401
 from smt_mm.errors import LaunchError
@@ -263,6 +264,12 @@ def main(argv=None):
     check_out(args.image, args.out, args.overwrite)
     cfg = load_config(args.config)
     task = task_of(cfg)
+    # the config's own registries, whatever scope an earlier caller left set
+    with DefaultScope.overwrite_default_scope(task):
+        report(args, cfg, task)
+
+
+def report(args, cfg, task):
     if task == 'mmdet':
         count = detect_and_draw(args, cfg)
         print(f'{count} objects (score >= {args.score_thr}) drawn to '

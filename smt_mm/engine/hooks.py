@@ -7,7 +7,8 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.registry import HOOKS
+from mmengine.registry import DATA_SAMPLERS, HOOKS
+from torch.utils.data import Sampler
 
 
 @HOOKS.register_module()
@@ -31,58 +32,63 @@ class RNGReseedHook(Hook):
     of the seed and the position only:
 
     * the model (stochastic depth, RoI sampling) draws from ``(seed,
-      iteration)``: all generators are reseeded before each iteration, and
-      from ``(seed, epoch)`` before each epoch;
+      iteration)``: this hook reseeds all generators before each iteration,
+      and from ``(seed, epoch)`` before each epoch;
     * each training sample's transforms draw from ``(seed, rank, epoch,
-      pass, position)``, its position in the sampler's order of that pass
-      (an epoch, or the endless stream of an iteration-based loop, which a
-      resumed run replays from its start to skip what was trained). The
-      hook tags the indices the train dataloader's sampler yields with this
-      key and gives the dataset a ``__getitems__`` that reseeds the
-      generators of the process loading the sample (a data worker, or the
-      main process with ``num_workers=0``) from it before the sample is
-      loaded. How many workers there are, whether they persist and how
-      long they have lived does not matter.
+      pass, position)``: :class:`SMTKeyedSampler`, which the launchers wrap
+      around the train dataloader's sampler
+      (:func:`smt_mm.utils.runner.build_runner`), tags each index with its
+      position, and the dataset reseeds the process that loads the sample
+      (a data worker, or the main process with ``num_workers=0``) from it.
+      How many workers there are, whether they persist and how long they
+      have lived does not matter.
 
-    ``runner.seed`` already includes the rank when ``randomness`` has
-    ``diff_rank_seed=True``, and a resumed run takes the seed stored in the
-    checkpoint. A train dataloader whose batch sampler has no ``sampler``
-    to tag (or no batch sampler) is left as it is, with a warning: its
-    samples are not reseeded.
+    A train dataloader built without that wrapper is wrapped here when the
+    loop has not started iterating it (epoch-based loops); otherwise (an
+    iteration-based loop starts its iterator when it is built) the hook
+    warns that sample transforms are not reseeded.
     """
 
     priority = 'VERY_HIGH'
     # keep the kinds of states apart
-    _EPOCH, _ITER, _SAMPLE = 0, 1, 3
+    _EPOCH, _ITER = 0, 1
 
     def before_train(self, runner) -> None:
         loop = runner.train_loop
         loader = getattr(loop, 'dataloader', None)
-        if loader is None or not seed_each_sample(
-                loader, lambda: self._sample_key_prefix(runner)):
+        if loader is None or isinstance(
+                getattr(loader, 'sampler', None), SMTKeyedSampler):
             return
-        # An iteration-based loop started its data iterator when it was
-        # built; start it again so that every batch is drawn keyed.
-        from mmengine.runner.loops import _InfiniteDataloaderIterator
-        if isinstance(
-                getattr(loop, 'dataloader_iterator', None),
-                _InfiniteDataloaderIterator):
-            loop.dataloader_iterator = _InfiniteDataloaderIterator(loader)
+        batch_sampler = getattr(loader, 'batch_sampler', None)
+        sampler = getattr(batch_sampler, 'sampler', None)
+        if sampler is None or hasattr(loop, 'dataloader_iterator'):
+            print_log(
+                'RNGReseedHook: the train sampler is not an SMTKeyedSampler '
+                '(build the runner with smt_mm.utils.runner.build_runner, or '
+                "set train_dataloader.sampler=dict(type='SMTKeyedSampler', "
+                'sampler=...)); data transforms are not reseeded per '
+                'sample, so a resumed run may draw other augmentations than '
+                'an uninterrupted one',
+                logger='current',
+                level=logging.WARNING)
+            return
+        batch_sampler.sampler = SMTKeyedSampler(
+            loader.dataset, sampler, seed=runner.seed)
 
     def before_train_epoch(self, runner) -> None:
         self._reseed(runner.seed, self._EPOCH, runner.epoch)
+        loader = getattr(runner.train_loop, 'dataloader', None)
+        keyed = getattr(
+            getattr(loader, 'batch_sampler', None), 'sampler', None)
+        if isinstance(keyed, SMTKeyedSampler):
+            # the key's epoch, whether or not a hook calls set_epoch
+            keyed.epoch = runner.epoch
 
     def before_train_iter(self,
                           runner,
                           batch_idx: int,
                           data_batch=None) -> None:
         self._reseed(runner.seed, self._ITER, runner.iter)
-
-    @classmethod
-    def _sample_key_prefix(cls, runner) -> tuple:
-        from mmengine.dist import get_rank
-        return (_seed_word(runner.seed), cls._SAMPLE, get_rank(),
-                int(runner.epoch))
 
     @staticmethod
     def _reseed(seed, kind: int, step: int) -> None:
@@ -119,19 +125,53 @@ class KeyedIndex(int):
         return KeyedIndex, (int(self), self.key)
 
 
-class _KeyedSampler:
-    """Yields the wrapped sampler's indices as :class:`KeyedIndex` with key
-    ``prefix() + (pass, position)``: ``pass`` counts the iterations over
-    the sampler under the same prefix, ``position`` the indices of this
-    pass. Other attributes are the wrapped sampler's."""
+@DATA_SAMPLERS.register_module()
+class SMTKeyedSampler(Sampler):
+    """Any sampler, its indices tagged so that each sample's random draws
+    depend on its position only (see :class:`RNGReseedHook`).
 
-    def __init__(self, sampler, prefix):
+    Yields the wrapped sampler's indices as :class:`KeyedIndex` with key
+    ``(seed, kind, rank, epoch, pass, position)``: ``epoch`` is the last
+    one given to :meth:`set_epoch` (the loops call it on the dataloader's
+    sampler), ``pass`` counts the iterations over the sampler within that
+    epoch (an iteration-based loop restarts a finite sampler when it runs
+    out), ``position`` counts the indices of the pass. It gives the dataset
+    a ``__getitems__`` (the batched access torch's fetcher prefers, in the
+    data worker or the main process) that reseeds the generators from each
+    index's key before loading it. Other attributes are the wrapped
+    sampler's.
+
+    Args:
+        dataset: The dataset (given by mmengine's ``build_dataloader``).
+        sampler (dict | Sampler): The sampler to wrap, or its config.
+        seed (int, optional): The run's seed (given by ``build_dataloader``;
+            None with ``diff_rank_seed``: then the wrapped sampler's).
+    """
+    _SAMPLE = 3  # kind of state, apart from RNGReseedHook's
+
+    def __init__(self, dataset, sampler, seed=None):
+        if isinstance(sampler, dict):
+            from mmengine.registry import DATA_SAMPLERS as samplers
+            sampler = samplers.build(
+                sampler, default_args=dict(dataset=dataset, seed=seed))
         self.sampler = sampler
-        self._prefix = prefix
+        self.dataset = dataset
+        self.seed = seed if seed is not None else getattr(sampler, 'seed', 0)
+        self.epoch = 0
         self._passes = {}
+        if not isinstance(
+                dataset.__dict__.get('__getitems__'), _SeededGetItems):
+            dataset.__getitems__ = _SeededGetItems(dataset)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.sampler, 'set_epoch'):
+            self.sampler.set_epoch(epoch)
 
     def __iter__(self):
-        prefix = tuple(self._prefix())
+        from mmengine.dist import get_rank
+        prefix = (_seed_word(self.seed), self._SAMPLE, get_rank(),
+                  int(self.epoch))
         passes = self._passes.get(prefix, 0)
         self._passes = {prefix: passes + 1}
         for position, index in enumerate(self.sampler):
@@ -141,7 +181,7 @@ class _KeyedSampler:
         return len(self.sampler)
 
     def __getattr__(self, name):
-        if name == 'sampler':  # not set yet (copy, unpickling)
+        if name in ('sampler', 'dataset'):  # not set yet (copy, unpickling)
             raise AttributeError(name)
         return getattr(self.sampler, name)
 
@@ -162,30 +202,6 @@ class _SeededGetItems:
                 reseed_all(key)
             samples.append(self.dataset[int(index)])
         return samples
-
-
-def seed_each_sample(loader, prefix) -> bool:
-    """Make each sample ``loader`` loads draw its random numbers from a key
-    of its position (``prefix() + (pass, position)``, see
-    :class:`RNGReseedHook`), in whichever process loads it. Call it before
-    the loader is iterated. Returns whether it could; warns when not."""
-    batch_sampler = getattr(loader, 'batch_sampler', None)
-    sampler = getattr(batch_sampler, 'sampler', None)
-    if sampler is None:
-        print_log(
-            'RNGReseedHook: the train dataloader has no batch sampler with '
-            'a sampler to key; its data transforms are not reseeded per '
-            'sample, so a resumed run may draw other augmentations than '
-            'an uninterrupted one',
-            logger='current',
-            level=logging.WARNING)
-        return False
-    if not isinstance(sampler, _KeyedSampler):
-        batch_sampler.sampler = _KeyedSampler(sampler, prefix)
-    dataset = loader.dataset
-    if not isinstance(dataset.__dict__.get('__getitems__'), _SeededGetItems):
-        dataset.__getitems__ = _SeededGetItems(dataset)
-    return True
 
 
 @HOOKS.register_module()

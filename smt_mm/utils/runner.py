@@ -10,14 +10,27 @@ from .run_check import check_run_settings
 
 def add_reseed_hook(cfg: Config) -> None:
     """Make training repeatable across ``--resume`` (see
-    :class:`smt_mm.engine.RNGReseedHook`), and keep old checkpoints until a
-    new one is saved (:class:`smt_mm.engine.hooks.KeepCheckpointsHook`),
-    unless the config has these hooks."""
+    :class:`smt_mm.engine.RNGReseedHook` and :func:`key_train_sampler`), and
+    keep old checkpoints until a new one is saved
+    (:class:`smt_mm.engine.hooks.KeepCheckpointsHook`), unless the config
+    has these hooks."""
     hooks = list(cfg.get('custom_hooks') or [])
     for name in ('RNGReseedHook', 'KeepCheckpointsHook'):
         if not any(h.get('type') == name for h in hooks):
             hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
+    key_train_sampler(cfg)
+
+
+def key_train_sampler(cfg: Config) -> None:
+    """Wrap the train dataloader's sampler in
+    :class:`~smt_mm.engine.hooks.SMTKeyedSampler`, so that each sample's
+    augmentation depends on its position only (exact resume with data
+    workers, persistent or not)."""
+    loader = cfg.get('train_dataloader')
+    sampler = loader.get('sampler') if isinstance(loader, dict) else None
+    if isinstance(sampler, dict) and sampler.get('type') != 'SMTKeyedSampler':
+        loader['sampler'] = ConfigDict(type='SMTKeyedSampler', sampler=sampler)
 
 
 def add_tensorboard_backend(cfg: Config) -> bool:

@@ -37,6 +37,11 @@ log_processor = dict(by_epoch=False)
 PERSISTENT_WORKER = """
 train_dataloader.update(num_workers=1, persistent_workers=True)
 """
+# Iteration-based with an endless sampler, as the shipped segmentation
+# config (mmengine's InfiniteSampler keeps one index stream for its life).
+INFINITE_SAMPLER = """
+train_dataloader.update(sampler=dict(type='InfiniteSampler', shuffle=True))
+"""
 
 
 def logged_losses(work_dir):
@@ -86,7 +91,8 @@ def test_killed_run_resumes_with_identical_losses(tmp_path, loop, workers):
         batch_size=2,
         max_epochs=3,
         extra=(ITER_BASED if loop == 'iter' else '') +
-        (PERSISTENT_WORKER if workers else ''))
+        (PERSISTENT_WORKER if workers else '') +
+        (INFINITE_SAMPLER if loop == 'iter' and workers else ''))
     reference = tmp_path / 'reference'
     run_tool(TRAIN + [config, '--work-dir', str(reference)])
     expected = logged_losses(reference)
