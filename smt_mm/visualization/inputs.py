@@ -1,8 +1,7 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""What the visualisation tools share: a model built from a config (mmdet,
-mmseg or mmpretrain) with optional weights, images prepared as the model
-gets them, and the rules for the output folder."""
-import copy
+"""What the visualisation tools share: images prepared as the model gets
+them, the SMT backbone inside a model, and the rules for the output folder
+(the model itself comes from :func:`smt_mm.apis.build_model`)."""
 import glob
 import os
 import os.path as osp
@@ -14,6 +13,10 @@ import torch
 
 from smt_mm.errors import LaunchError
 from smt_mm.utils.config import innermost_dataset, task_of
+
+# said when a tool draws a model without weights
+RANDOM_NOTE = ('no CHECKPOINT given: the model is randomly initialised, so '
+               'the maps show an untrained network')
 
 
 class NetworkInput(NamedTuple):
@@ -34,54 +37,6 @@ def check_files(*paths: Optional[str]) -> None:
     for path in paths:
         if path is not None and not osp.isfile(path):
             raise LaunchError(f'file not found: {path}')
-
-
-def _load_weights(model: torch.nn.Module, checkpoint: str) -> None:
-    """Read ``checkpoint`` safely and load it into ``model`` strictly (a
-    release file into a classifier too); a file that does not fit stops
-    with one line."""
-    from smt_mm.models.utils import load_model_weights
-    load_model_weights(model, checkpoint)
-
-
-def _random_init(model: torch.nn.Module) -> None:
-    """Initialise without printing mmengine's per-parameter report (one
-    INFO line per weight)."""
-    from mmengine.logging import MMLogger
-    MMLogger.get_instance('smt_mm_visualization', log_level='WARNING')
-    model.init_weights()
-
-
-def build_model(cfg,
-                checkpoint: Optional[str] = None,
-                device: str = 'cpu',
-                quiet: bool = False):
-    """The config's model in eval mode, with ``checkpoint`` loaded or,
-    without one, randomly initialised (a warning says so unless
-    ``quiet``: the caller loads weights itself).
-
-    The backbone's own ``init_cfg`` (a pretrained file) is ignored: either
-    the checkpoint holds all weights or the model is random.
-    """
-    from mmengine.registry import init_default_scope
-    task = task_of(cfg)
-    init_default_scope(task)
-    model_cfg = copy.deepcopy(cfg.model)
-    if task == 'mmpretrain':
-        # mmpretrain configs keep the preprocessor at the top level
-        model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
-    if 'backbone' not in model_cfg:
-        raise LaunchError('the config has no model.backbone to look into')
-    model_cfg.backbone.init_cfg = None
-    model = import_module(f'{task}.registry').MODELS.build(model_cfg)
-    if checkpoint is None and not quiet:
-        print('warning: no CHECKPOINT given: the model is randomly '
-              'initialised, so the maps show an untrained network')
-    if checkpoint is None:
-        _random_init(model)
-    else:
-        _load_weights(model, checkpoint)
-    return model.to(device).eval()
 
 
 def smt_backbone(model):

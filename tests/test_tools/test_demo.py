@@ -36,12 +36,12 @@ def random_checkpoint(config, path):
     """Random weights, no meta (no class names in the file)."""
     from mmengine.registry import DefaultScope
 
+    from smt_mm.apis import build_model
     from smt_mm.utils.config import load_config, task_of
-    from smt_mm.visualization.inputs import build_model
     cfg = load_config(config)
     with DefaultScope.overwrite_default_scope(task_of(cfg)):
         torch.manual_seed(0)
-        model = build_model(cfg, quiet=True)
+        model = build_model(cfg)
     torch.save({'state_dict': model.state_dict()}, path)
     return str(path)
 

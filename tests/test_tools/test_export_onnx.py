@@ -303,12 +303,13 @@ def test_onnx_inference_does_the_configs_preprocessing(tool, ort, tmp_path,
     data preprocessor)."""
     from PIL import Image
 
-    from smt_mm.visualization.inputs import build_model, load_image
+    from smt_mm.apis import build_model
+    from smt_mm.visualization.inputs import load_image
     config = tiny_digits_config(tmp_path)
     cfg = load_config(config)
     torch.manual_seed(0)
     # with the config's data preprocessor (top level in mmpretrain configs)
-    model = build_model(cfg, quiet=True)
+    model = build_model(cfg)
     checkpoint = tmp_path / 'digits.pth'
     torch.save({'state_dict': model.state_dict()}, checkpoint)
     out = tmp_path / 'digits.onnx'

@@ -103,8 +103,8 @@ def test_vis_modulation_cls_random_init(work, tmp_path):
 
 def test_vis_modulation_det_with_checkpoint(work, tmp_path):
     import smt_mm  # noqa: F401
+    from smt_mm.apis import build_model
     from smt_mm.utils.config import load_config
-    from smt_mm.visualization.inputs import build_model
     checkpoint = tmp_path / 'tiny_det.pth'
     model = build_model(load_config(str(work / 'det.py')))
     torch.save({'state_dict': model.state_dict()}, checkpoint)
@@ -326,8 +326,8 @@ def test_mmpretrain_grad_cam_on_stage_output(work, tmp_path):
     if not osp.isfile(tool):
         pytest.skip(f'mmpretrain ships no {tool}')
     import smt_mm  # noqa: F401
+    from smt_mm.apis import build_model
     from smt_mm.utils.config import load_config
-    from smt_mm.visualization.inputs import build_model
     checkpoint = tmp_path / 'tiny_cls.pth'
     model = build_model(load_config(str(work / 'cls.py')))
     torch.save({'state_dict': model.state_dict()}, checkpoint)
@@ -531,16 +531,16 @@ def test_grad_cam_tool_names_the_class_at_a_readable_size(tmp_path, capsys):
     pytest.importorskip('pytorch_grad_cam')
     import grad_cam as tool
 
+    from smt_mm.apis import build_model
     from smt_mm.errors import LaunchError
     from smt_mm.utils.config import load_config
-    from smt_mm.visualization.inputs import build_model
     config = tmp_path / 'digits.py'
     config.write_text(
         f'_base_ = [{osp.join(REPO, "configs/cls/smt_t_digits.py")!r}]\n'
         f'model = dict(backbone=dict(arch=dict(_delete_=True, '
         f'**{MINI_ARCH!r})), head=dict(in_channels=128))\n')
     torch.manual_seed(0)
-    model = build_model(load_config(str(config)), quiet=True)
+    model = build_model(load_config(str(config)))
     checkpoint = tmp_path / 'digits.pth'
     names = [f'digit {i}' for i in range(10)]
     torch.save(

@@ -20,13 +20,14 @@ import json
 import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT)
+from smt_mm.apis import build_model
 from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import add_cfg_options, add_model_args, run_cli
 from smt_mm.utils.config import load_config
+from smt_mm.utils.dataset_check import IMAGE_EXTENSIONS
 from smt_mm.visualization import drawing, erf, inputs
 
 OUTPUTS = ('erf_stage*.png', 'erf_stages.png', 'erf.json')
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def parse_args(argv=None):
@@ -193,7 +194,7 @@ def main(argv=None):
     files = list_images(args.images, args.num) if args.images else []
     cfg = load_config(args.config, args.cfg_options)
     inputs.prepare_out_dir(args.out, OUTPUTS, args.overwrite, files)
-    model = inputs.build_model(cfg, args.checkpoint, args.device)
+    model = build_model(cfg, args.checkpoint, args.device, inputs.RANDOM_NOTE)
     backbone = inputs.smt_backbone(model)
     images, source = image_source(model, args, files)
     rows = summarise(erf.average_erf(backbone, images), args.size)

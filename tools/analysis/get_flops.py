@@ -10,21 +10,11 @@ SMT paper leaves those out.
 import argparse
 
 import smt_mm  # noqa: F401
+from smt_mm.apis import DEFAULT_INPUT_SHAPES, build_model
 from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import run_cli
 from smt_mm.utils.complexity import count_complexity
 from smt_mm.utils.config import load_config, task_of
-
-
-def build_model(cfg, task):
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import MODELS, DefaultScope
-    backbone = cfg.model.get('backbone', {})
-    if isinstance(backbone.get('init_cfg'), dict):
-        backbone.init_cfg = None  # sizes need no pretrained file
-    with DefaultScope.overwrite_default_scope(task):
-        model = MODELS.build(cfg.model)
-    return revert_sync_batchnorm(model)
 
 
 def check_shape(shape) -> None:
@@ -53,14 +43,10 @@ def main(argv=None):
     check_shape(args.shape)
     cfg = load_config(args.config)
     task = task_of(cfg)
-    default = {
-        'mmpretrain': (224, 224),
-        'mmseg': (512, 512),
-        'mmdet': (800, 1280)
-    }[task]
+    default = DEFAULT_INPUT_SHAPES[task]
     shape = default if args.shape is None else (
         args.shape * 2 if len(args.shape) == 1 else args.shape)[:2]
-    result = count_complexity(build_model(cfg, task), task, tuple(shape))
+    result = count_complexity(build_model(cfg), task, tuple(shape))
     print(f'config: {args.config}')
     print(f'input: 3x{shape[0]}x{shape[1]}')
     print(f'params: {result["params"] / 1e6:.2f} M')

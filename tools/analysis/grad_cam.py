@@ -22,6 +22,7 @@ import argparse
 import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT)
+from smt_mm.apis import build_model
 from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import add_cfg_options, run_cli
 from smt_mm.utils.config import load_config, task_of
@@ -131,7 +132,7 @@ def load(args):
     if task_of(cfg) != 'mmpretrain':
         raise LaunchError(f'grad_cam.py explains classification configs; '
                           f'{args.config} is a {task_of(cfg)} config')
-    model = inputs.build_model(cfg, None, args.device, quiet=True)
+    model = build_model(cfg, None, args.device)
     checkpoint = load_model_weights(model, args.checkpoint)
     model = model.to(args.device).eval()
     sample = inputs.load_image(cfg, model, args.image)

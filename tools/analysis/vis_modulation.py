@@ -23,6 +23,7 @@ import argparse
 import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT)
+from smt_mm.apis import build_model
 from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import add_cfg_options, add_model_args, run_cli
 from smt_mm.utils.config import load_config
@@ -114,7 +115,7 @@ def main(argv=None):
     inputs.check_files(args.image, args.checkpoint)
     cfg = load_config(args.config, args.cfg_options)
     inputs.prepare_out_dir(args.out, OUTPUTS, args.overwrite, [args.image])
-    model = inputs.build_model(cfg, args.checkpoint, args.device)
+    model = build_model(cfg, args.checkpoint, args.device, inputs.RANDOM_NOTE)
     backbone = inputs.smt_backbone(model)
     stages = check_stages(args.stages, len(backbone.stages))
     sample = inputs.load_image(cfg, model, args.image)
