@@ -16,7 +16,7 @@ import pytest
 import torch
 from helpers import (MINI_ARCH, assert_finite_losses, run_tool, train_log,
                      train_tiny_det, write_tiny_det_config)
-from reference_smt import ReferenceSMT
+from helpers.reference_smt import ReferenceSMT
 
 from smt_mm.models import SMT
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 from helpers import MINI_ARCH
-from reference_smt import ReferenceSMT
+from helpers.reference_smt import ReferenceSMT
 
 from smt_mm.errors import SMTConfigError, SMTConfigTypeError
 from smt_mm.models import SMT

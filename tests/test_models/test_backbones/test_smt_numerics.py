@@ -4,7 +4,7 @@ gradients), with either attention kernel, and compiles."""
 import pytest
 import torch
 from helpers import MINI_ARCH
-from reference_smt import ReferenceSMT
+from helpers.reference_smt import ReferenceSMT
 
 from smt_mm.models import SMT
 

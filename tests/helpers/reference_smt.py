@@ -8,8 +8,8 @@ modulation head followed by an explicit interleave, BatchNorm applied on
 its own, the N x N attention map, ``h + dwconv(h)`` (the patch
 embeddings are the model's own). They read the
 parameters of an existing ``SMT``, so both computations always use the
-same weights. The tests check the model against this, and the benchmark
-times it as a baseline.
+same weights. The tests check the model against this (an independent
+reference, written differently from the model).
 
 Example::
 
