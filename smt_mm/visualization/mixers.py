@@ -3,20 +3,18 @@
 multi-scale conv outputs and the aggregated modulator) and global attention
 (one query's attention per head).
 
-A forward hook on each mixer records its input tokens and output. The
-intermediates are recomputed here from that input and the mixer's weights
-(SAM's forward does not call its head convs as modules, so no hook sees
-them), and each recomputation is checked against the recorded output so a
-change of the mixers in ``smt.py`` cannot silently draw wrong maps.
+A forward hook on each mixer records its input tokens; the intermediates
+come from running the mixer's own steps (``SAM.head_maps`` /
+``SAM.modulator``, ``MSA.qkv`` / ``MSA.attention``) on that input, so the
+maps are what the model computes, with no second copy of its maths.
 """
 import contextlib
 import re
-from typing import Dict, Iterator, List, NamedTuple, Sequence, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from smt_mm.models.backbones.smt import MSA, SAM
+from smt_mm.models.backbones.smt import MSA, SAM, SMT
 
 _BLOCK_NAME = re.compile(r'(?:^|\.)stages\.(\d+)\.blocks\.(\d+)\.')
 
@@ -72,15 +70,15 @@ def forward_hooks(modules, make_hook, with_kwargs=False) -> Iterator[None]:
 
 
 def record_mixers(mixers: Sequence[Mixer], run) -> Dict[str, tuple]:
-    """Call ``run()`` and return, per mixer name, the (tokens, hw_shape,
-    output) of its (last) call, detached."""
+    """Call ``run()`` and return, per mixer name, the (tokens, hw_shape) of
+    its (last) call, detached."""
     calls = {}
 
     def make_hook(name):
 
         def hook(module, args, kwargs, output):
             hw_shape = args[1] if len(args) > 1 else kwargs['hw_shape']
-            calls[name] = (args[0].detach(), tuple(hw_shape), output.detach())
+            calls[name] = (args[0].detach(), tuple(hw_shape))
 
         return hook
 
@@ -91,91 +89,31 @@ def record_mixers(mixers: Sequence[Mixer], run) -> Dict[str, tuple]:
     return calls
 
 
-def _as_image(tokens: torch.Tensor, hw_shape: Tuple[int, int]):
-    """(B, N, C) tokens as a (B, C, H, W) map."""
-    batch, _, channels = tokens.shape
-    return tokens.transpose(1, 2).reshape(batch, channels, *hw_shape)
-
-
-def _conv(conv, x):
-    """``conv`` applied functionally, so no hook of anyone else fires."""
-    return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding,
-                    conv.dilation, conv.groups)
-
-
-def _check(name: str, recomputed: torch.Tensor, recorded: torch.Tensor):
-    error = (recomputed - recorded).abs().max().item()
-    if error > 1e-3 * recorded.abs().max().item() + 1e-5:
-        raise RuntimeError(
-            f'{name}: the recomputed output differs from the module\'s by '
-            f'{error:.3g}; the mixer changed in smt.py and '
-            'smt_mm/visualization/mixers.py needs the same change')
-
-
-def sam_maps(sam: SAM, x: torch.Tensor, hw_shape, output=None):
-    """Per-head conv outputs and the modulator of one SAM call.
+def sam_maps(sam: SAM, x: torch.Tensor, hw_shape):
+    """Per-head conv outputs and the modulator of one SAM call, computed by
+    the mixer's own steps (:meth:`SAM.head_maps`, :meth:`SAM.modulator`).
 
     Args:
         sam (SAM): The mixer.
         x (Tensor): Its input tokens (B, N, C).
         hw_shape (tuple): Token grid (H, W).
-        output (Tensor, optional): Its recorded output, to check against.
 
     Returns:
         tuple: a list of (B, C / heads, H, W) head outputs (head ``i`` is the
         depthwise conv of kernel ``3 + 2i``) and the (B, C, H, W) modulator
         that multiplies the value branch.
     """
-    heads = sam.num_heads
-    s = F.linear(x, sam.s.weight, sam.s.bias)
-    outs = [
-        _conv(conv, _as_image(part, hw_shape))
-        for conv, part in zip(sam.local_convs, s.chunk(heads, dim=-1))
-    ]
-    # channel c * heads + i holds channel c of head i
-    mixed = torch.stack(outs, dim=2).flatten(1, 2)
-    bn = sam.bn
-    hidden = F.batch_norm(
-        _conv(sam.proj0, mixed), bn.running_mean, bn.running_var, bn.weight,
-        bn.bias, False, 0., bn.eps)
-    hidden = F.gelu(
-        hidden, approximate=getattr(sam.act, 'approximate', 'none'))
-    modulator = _conv(sam.proj1, hidden)
-    if output is not None:
-        value = F.linear(x, sam.v.weight, sam.v.bias)
-        tokens = modulator.flatten(2).transpose(1, 2)
-        _check('SAM', F.linear(value * tokens, sam.proj.weight, sam.proj.bias),
-               output)
-    return outs, modulator
+    mixed = sam.head_maps(x, hw_shape)
+    return list(mixed.unbind(2)), sam.modulator(mixed).unflatten(2, hw_shape)
 
 
-def msa_attention(msa: MSA,
-                  x: torch.Tensor,
-                  hw_shape,
-                  query: int,
-                  output=None) -> torch.Tensor:
+def msa_attention(msa: MSA, x: torch.Tensor, hw_shape,
+                  query: int) -> torch.Tensor:
     """The attention of token ``query`` over all tokens, per head, as
-    (B, heads, H, W); the query's output token is checked against
-    ``output`` when given."""
-    B, N, C = x.shape
-    heads = msa.num_heads
-    q = F.linear(x[:, query], msa.q.weight, msa.q.bias).view(B, heads, 1, -1)
-    kv = F.linear(x, msa.kv.weight, msa.kv.bias)
-    k, v = kv.view(B, N, 2, heads, -1).permute(2, 0, 3, 1, 4)
-    scale = getattr(msa, 'scale', (C // heads)**-0.5)
-    attn = (q @ k.transpose(-2, -1) * scale).softmax(dim=-1)
-    if output is not None:
-        mixed = (attn @ v).reshape(B, C)
-        local = _conv(msa.local_conv, _as_image(kv[..., C:], hw_shape))
-        mixed = mixed + local.flatten(2)[:, :, query]
-        _check('MSA', F.linear(mixed, msa.proj.weight, msa.proj.bias),
-               output[:, query])
-    return attn.view(B, heads, *hw_shape)
-
-
-def stage_stride(stage: int) -> int:
-    """Input pixels per token side in ``stage`` (from 1): 4, 8, 16, 32."""
-    return 2**(stage + 1)
+    (B, heads, H, W), by the mixer's own :meth:`MSA.attention`."""
+    q, k, _, _ = msa.qkv(x)
+    attn = msa.attention(q[:, :, query:query + 1], k)
+    return attn.view(len(x), msa.num_heads, *hw_shape)
 
 
 def query_token(query_xy, stride: int, hw_shape) -> int:
@@ -192,8 +130,8 @@ def _mean_abs(maps: torch.Tensor) -> torch.Tensor:
     return maps.abs().mean(dim=0)
 
 
-def _sam_panels(mixer, x, hw_shape, output):
-    outs, modulator = sam_maps(mixer.module, x, hw_shape, output)
+def _sam_panels(mixer, x, hw_shape):
+    outs, modulator = sam_maps(mixer.module, x, hw_shape)
     titles = [
         f'head {i + 1}: {conv.kernel_size[0]}x{conv.kernel_size[1]} conv'
         for i, conv in enumerate(mixer.module.local_convs)
@@ -203,9 +141,10 @@ def _sam_panels(mixer, x, hw_shape, output):
                      torch.stack(maps))
 
 
-def _msa_panels(mixer, x, hw_shape, output, query_xy):
-    query = query_token(query_xy, stage_stride(mixer.stage), hw_shape)
-    attn = msa_attention(mixer.module, x, hw_shape, query, output)[0]
+def _msa_panels(mixer, x, hw_shape, query_xy):
+    stride = SMT.stage_stride(mixer.stage - 1)
+    query = query_token(query_xy, stride, hw_shape)
+    attn = msa_attention(mixer.module, x, hw_shape, query)[0]
     titles = [f'head {i + 1}' for i in range(attn.shape[0])]
     return MixerMaps(mixer, titles, attn)
 
@@ -223,10 +162,9 @@ def modulation_maps(backbone, inputs: torch.Tensor, stages: Sequence[int],
     results = []
     with torch.no_grad():
         for mixer in mixers:
-            x, hw_shape, output = calls[mixer.name]
+            x, hw_shape = calls[mixer.name]
             if mixer.kind == 'SAM':
-                results.append(_sam_panels(mixer, x, hw_shape, output))
+                results.append(_sam_panels(mixer, x, hw_shape))
             else:
-                results.append(
-                    _msa_panels(mixer, x, hw_shape, output, query_xy))
+                results.append(_msa_panels(mixer, x, hw_shape, query_xy))
     return results

@@ -283,21 +283,46 @@ def test_hooks_are_removed(mini_smt):
     assert all(p.grad is None for p in mini_smt.parameters())
 
 
-def test_recomputation_is_checked(mini_smt):
-    from smt_mm.visualization.mixers import (find_mixers, msa_attention,
-                                             record_mixers, sam_maps)
+def test_maps_are_the_mixers_own_intermediates(mini_smt):
+    """The drawn maps recompose, by the paper's equations written here, to
+    the output each mixer gave in the model's forward."""
+    import torch.nn.functional as F
+
+    from smt_mm.visualization.mixers import (find_mixers, forward_hooks,
+                                             msa_attention, sam_maps)
     mixers = find_mixers(mini_smt, [3])
-    image = torch.randn(1, 3, 64, 64)
-    calls = record_mixers(mixers, lambda: mini_smt(image))
     sam, msa = mixers[0].module, mixers[1].module
-    x, hw_shape, out = calls[mixers[0].name]
-    sam_maps(sam, x, hw_shape, out)  # consistent: no error
-    with pytest.raises(RuntimeError, match='smt.py'):
-        sam_maps(sam, x, hw_shape, out + 0.1 * out.abs().max())
-    x, hw_shape, out = calls[mixers[1].name]
-    msa_attention(msa, x, hw_shape, 3, out)
-    with pytest.raises(RuntimeError, match='smt.py'):
-        msa_attention(msa, x, hw_shape, 3, out.flip(1))
+    seen = {}
+
+    def make_hook(key):
+
+        def hook(module, args, output):
+            seen[key] = (args[0], args[1], output)
+
+        return hook
+
+    with forward_hooks([('sam', sam), ('msa', msa)], make_hook), \
+            torch.no_grad():
+        mini_smt(torch.randn(1, 3, 64, 64))
+        x, hw_shape, out = seen['sam']
+        heads, modulator = sam_maps(sam, x, hw_shape)
+        for i, conv in enumerate(sam.local_convs):
+            part = F.linear(x, sam.s.weight,
+                            sam.s.bias).chunk(sam.num_heads, -1)[i]
+            image = part.transpose(1, 2).reshape(1, -1, *hw_shape)
+            torch.testing.assert_close(heads[i], conv(image))
+        value = F.linear(x, sam.v.weight, sam.v.bias)
+        torch.testing.assert_close(
+            sam.proj(value * modulator.flatten(2).transpose(1, 2)), out)
+        x, hw_shape, out = seen['msa']
+        attn = msa_attention(msa, x, hw_shape, 3)  # (1, heads, H, W)
+        k_v = F.linear(x, msa.kv.weight, msa.kv.bias)
+        v = k_v[..., x.shape[-1]:].view(1, x.shape[1], msa.num_heads, -1)
+        mixed = torch.einsum('hn,nhd->hd', attn[0].flatten(1), v[0])
+        local = msa.local_conv(k_v[..., x.shape[-1]:].transpose(1, 2).reshape(
+            1, -1, *hw_shape)).flatten(2)[0, :, 3]
+        torch.testing.assert_close(
+            msa.proj(mixed.flatten() + local), out[0, 3])
 
 
 def test_maps_are_placed_by_stride():

@@ -25,6 +25,7 @@ import os.path as osp
 import smt_mm  # noqa: F401  (registers SMT)
 from smt_mm.apis import build_model
 from smt_mm.errors import LaunchError
+from smt_mm.models import SMT
 from smt_mm.utils.cli import add_cfg_options, add_model_args, run_cli
 from smt_mm.utils.config import load_config
 from smt_mm.visualization import drawing, inputs, mixers
@@ -85,7 +86,8 @@ def check_query(query, image):
 def draw(result, sample, query, out_dir):
     """One PNG for one mixer's maps; returns its path."""
     mixer = result.mixer
-    heat = drawing.to_image_grid(result.maps, mixers.stage_stride(mixer.stage),
+    heat = drawing.to_image_grid(result.maps,
+                                 SMT.stage_stride(mixer.stage - 1),
                                  sample.image.shape[:2])
     if mixer.kind == 'SAM':
         what = 'scale-aware modulation, mean |value| per head'

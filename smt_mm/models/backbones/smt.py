@@ -292,6 +292,36 @@ class SAM(BaseModule):
         bias = (self.proj0.bias - bn.running_mean) * scale + bn.bias
         return F.conv2d(mixed, weight, bias, groups=self.proj0.groups)
 
+    def head_maps(self, x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
+        """Multi-Head Mixed Convolution of tokens ``x`` (B, N, C).
+
+        Returns:
+            Tensor: (B, C / heads, heads, H, W); ``[:, :, i]`` is head ``i``'s
+            conv output (kernel ``3 + 2i``), and flattening dims 1-2 gives
+            the interleaved map the aggregation reads (channel
+            ``c * heads + i`` is channel ``c`` of head ``i``).
+        """
+        B, N, C = x.shape
+        heads = self.num_heads
+        s = self._head_major_s(x)
+        mixed = x.new_empty(B, C // heads, heads, *hw_shape)
+        for i, conv in enumerate(self.local_convs):
+            mixed[:, :, i] = _depthwise(
+                conv, _tokens_as_image(s[i].view(B, N, -1), hw_shape))
+        return mixed
+
+    def modulator(self, mixed: torch.Tensor) -> torch.Tensor:
+        """Scale-Aware Aggregation of the :meth:`head_maps` output: the
+        (B, C, N) modulator that multiplies the value branch."""
+        hidden = self.act(self._aggregate(mixed.flatten(1, 2)))
+        # proj1 as a batched (C, 2C) @ (2C, N) GEMM: NCHW out, read as
+        # tokens by forward. bmm (not matmul, which folds the batch through
+        # a transpose) hands the activation and the norm an NCHW gradient
+        # like their saved inputs; mixed layouts slow their backward.
+        weight = self.proj1.weight.flatten(1).expand(len(hidden), -1, -1)
+        return torch.baddbmm(self.proj1.bias[:, None], weight,
+                             hidden.flatten(2))
+
     def forward(self, x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
         """Head convs on channels-last views; aggregation in NCHW.
 
@@ -303,22 +333,7 @@ class SAM(BaseModule):
         (the only copy), and the modulator comes back to tokens through
         the GEMM of proj1 rather than a transpose.
         """
-        B, N, C = x.shape
-        heads = self.num_heads
-        s = self._head_major_s(x)
-        # (B, C / heads, heads, H, W): channel c * heads + i is head i's c
-        mixed = x.new_empty(B, C // heads, heads, *hw_shape)
-        for i, conv in enumerate(self.local_convs):
-            mixed[:, :, i] = _depthwise(
-                conv, _tokens_as_image(s[i].view(B, N, -1), hw_shape))
-        modulator = self.act(self._aggregate(mixed.flatten(1, 2)))
-        # proj1 as a batched (C, 2C) @ (2C, N) GEMM: NCHW out, read as
-        # tokens below. bmm (not matmul, which folds the batch through a
-        # transpose) hands the activation and the norm an NCHW gradient
-        # like their saved inputs; mixed layouts slow their backward.
-        weight = self.proj1.weight.flatten(1).expand(B, -1, -1)
-        modulator = torch.baddbmm(self.proj1.bias[:, None], weight,
-                                  modulator.flatten(2))
+        modulator = self.modulator(self.head_maps(x, hw_shape))
         # v first: the product takes v's (token) layout, which proj needs
         return self.proj(self.v(x) * modulator.transpose(1, 2))
 
@@ -361,19 +376,30 @@ class MSA(BaseModule):
             embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
         self.proj = nn.Linear(embed_dims, embed_dims)
 
-    def forward(self, x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
-        """One q/k/v GEMM, the attention, and the value conv on a
-        channels-last view."""
+    def qkv(self, x: torch.Tensor):
+        """Queries, keys and values of tokens ``x`` (B, N, C) from one GEMM:
+        (B, heads, N, C / heads) each, and the values as (B, N, heads,
+        C / heads) for the value conv."""
         B, N, C = x.shape
         qkv = F.linear(x, torch.cat([self.q.weight, self.kv.weight]),
                        _cat_or_none(self.q.bias, self.kv.bias))
         q, k, v = qkv.view(B, N, 3, self.num_heads, -1).unbind(2)
-        q, k, v_heads = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), v
+
+    def attention(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """The explicit attention map ``softmax(q k^T / sqrt(d))`` (the
+        unfused path, and what the visualisation draws)."""
+        return ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+
+    def forward(self, x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
+        """One q/k/v GEMM, the attention, and the value conv on a
+        channels-last view."""
+        B, N, C = x.shape
+        q, k, v_heads, v = self.qkv(x)
         if self.fused_attn:
             out = F.scaled_dot_product_attention(q, k, v_heads)
         else:
-            attn = (q @ k.transpose(-2, -1)) * self.scale
-            out = attn.softmax(dim=-1) @ v_heads
+            out = self.attention(q, k) @ v_heads
         # SDPA's CPU/GPU kernels lay the output out as (B, N, heads, d), so
         # this transpose + reshape is a view there (a copy otherwise).
         out = out.transpose(1, 2).reshape(B, N, C)
@@ -816,7 +842,7 @@ class SMT(BaseModule):
         self.feature_info = [
             dict(
                 num_chs=self.embed_dims[i],
-                reduction=self.stem_stride * 2**i,
+                reduction=self.stage_stride(i),
                 module=f'stages.{i}') for i in sorted(self.out_indices)
         ]
 
@@ -1116,6 +1142,12 @@ class SMT(BaseModule):
     # ------------------------------------------------------------------
     # Fine-tuning
     # ------------------------------------------------------------------
+    @classmethod
+    def stage_stride(cls, index: int) -> int:
+        """Input pixels per token side in stage ``index`` (from 0): 4, 8,
+        16, 32."""
+        return cls.stem_stride * 2**index
+
     def get_layer_depth(self,
                         param_name: str,
                         prefix: str = '') -> Tuple[int, int]:
