@@ -15,6 +15,7 @@ from mmengine.config import Config
 from mmengine.registry import Registry
 
 from smt_mm.errors import LaunchError, SMTError
+from .config_tree import walk_dicts
 
 # Registries a model's sub-configs are built from, tried first (the others
 # of the scope are tried only for a name none of these has).
@@ -44,21 +45,9 @@ def check_model_config(cfg: Config) -> None:
     scope = cfg.get('default_scope')
     if not isinstance(model, dict) or _registries(scope) is None:
         return
-    _check_node(model, 'model', scope)
-
-
-def _check_node(node, path: str, scope: str) -> None:
-    if isinstance(node, (list, tuple)):
-        for i, child in enumerate(node):
-            _check_node(child, f'{path}[{i}]', scope)
-        return
-    if not isinstance(node, dict):
-        return
-    scope = node.get('_scope_') or scope
-    if isinstance(node.get('type'), str):
-        _check_type(node, path, scope)
-    for key, child in node.items():
-        _check_node(child, f'{path}.{key}', scope)
+    for path, node, node_scope in walk_dicts(model, 'model', scope):
+        if isinstance(node.get('type'), str):
+            _check_type(node, path, node_scope)
 
 
 def _check_type(node: dict, path: str, scope: str) -> None:

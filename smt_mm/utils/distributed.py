@@ -7,18 +7,14 @@ import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
 
 from smt_mm.errors import LaunchError
+from .config_tree import walk_dicts
 
 
 def _replace_types(node, old: frozenset, new: str) -> None:
     """Set ``type=new`` in every nested dict whose type is in ``old``."""
-    if isinstance(node, dict):
-        if node.get('type') in old:
-            node['type'] = new
-        for value in node.values():
-            _replace_types(value, old, new)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _replace_types(value, old, new)
+    for _, found, _ in walk_dicts(node):
+        if found.get('type') in old:
+            found['type'] = new
 
 
 def _slurm_to_torch_env() -> None:

@@ -13,7 +13,9 @@ mmengine only accepts the package names it lists in ``MODULE2PACKAGE``;
 import os.path as osp
 from typing import Optional
 
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config
+
+from .config_tree import walk_dicts
 
 PACKAGE = 'smt_mm'
 MODEL_INDEX = 'model-index.yml'
@@ -56,16 +58,7 @@ def drop_package_scope(cfg: Config) -> Config:
     config's ``default_scope`` names the task), and with the tag a dataset
     or optimizer would be looked up in mmengine's root registries only.
     """
-    _drop_scope(cfg._cfg_dict)
-    return cfg
-
-
-def _drop_scope(node) -> None:
-    if isinstance(node, (dict, ConfigDict)):
+    for _, node, _ in walk_dicts(cfg._cfg_dict):
         if node.get('_scope_') == PACKAGE:
             del node['_scope_']
-        for value in node.values():
-            _drop_scope(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _drop_scope(value)
+    return cfg
