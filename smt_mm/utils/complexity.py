@@ -55,9 +55,7 @@ class _TensorForward(nn.Module):
         self.data_samples = data_samples
 
     def forward(self, inputs):
-        if self.task == 'mmdet':
-            return self.model._forward(inputs, self.data_samples)
-        return self.model(inputs, mode='tensor')
+        return self.model(inputs, self.data_samples, mode='tensor')
 
 
 def _det_data_samples(shape: Tuple[int, int]):

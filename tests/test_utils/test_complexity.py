@@ -18,7 +18,7 @@ class _Classifier(nn.Module):
         self.backbone = SMT(arch)
         self.head = nn.Linear(self.backbone.embed_dims[-1], 1000)
 
-    def forward(self, x, mode='tensor'):
+    def forward(self, x, data_samples=None, mode='tensor'):
         return self.head(self.backbone(x)[-1].mean((2, 3)))
 
 

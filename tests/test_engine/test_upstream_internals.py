@@ -1,0 +1,109 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Every private detail of mmengine, mmcv, torch and numpy that SMT-MM
+relies on, each pinned by a test that fails loudly when the upstream
+detail changes (rather than a protection silently doing nothing).
+
+Where each one is used:
+
+* ``CheckpointLoader._schemes`` -- ``smt_mm.checkpoint.reading.safe_loading``
+  swaps in the safe reader for the block;
+* ``HistoryBuffer._statistics_methods``, ``._log_history``,
+  ``._count_history`` -- the safe unpickler, ``plain_checkpoint`` and
+  ``resume_check`` read and rebuild message-hub buffers;
+* ``Runner._hooks`` -- ``plain_checkpoint_saving`` removes its hook again;
+* ``Runner._init_model_weights`` / ``._has_loaded`` -- ``SMTRunner``
+  wraps weight init in safe loading and marks a loaded checkpoint;
+* ``IterBasedTrainLoop.dataloader_iterator`` -- ``RNGReseedHook`` can only
+  key the sampler of a loop that has not started iterating;
+* ``Config._cfg_dict`` -- ``drop_package_scope`` edits the tree in place;
+* ``state_dict._metadata`` -- versioned key upgrades of SMT;
+* the text of torch's weights-only refusal -- told from a damaged file;
+* numpy's pickled dtype state layout -- the safe unpickler's dtype check;
+* ``mmcv._ext`` -- selfcheck names the compiled ops library.
+"""
+import importlib.util
+import inspect
+import io
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+
+def test_checkpoint_loader_schemes():
+    from mmengine.runner import CheckpointLoader
+
+    from smt_mm.checkpoint.reading import _safe_schemes, safe_loading
+    schemes = CheckpointLoader._schemes
+    assert isinstance(schemes, dict)
+    assert {'', 'http://', 'https://'} <= set(schemes)
+    replaced = _safe_schemes(schemes)
+    assert set(replaced) == set(schemes)
+    # the lookup reads the attribute on every call: swapping it works
+    source = inspect.getsource(CheckpointLoader._get_checkpoint_loader)
+    assert 'cls._schemes' in source
+    with safe_loading():
+        assert CheckpointLoader._get_checkpoint_loader('x.pth') is \
+            replaced['']
+    assert CheckpointLoader._schemes is schemes
+
+
+def test_history_buffer_fields():
+    from mmengine.logging import HistoryBuffer
+    assert isinstance(HistoryBuffer._statistics_methods, dict)
+    buffer = HistoryBuffer()
+    buffer.update(1.5, 2)
+    assert isinstance(buffer._log_history, np.ndarray)
+    assert isinstance(buffer._count_history, np.ndarray)
+    assert buffer._log_history.tolist() == [1.5]
+    assert buffer._count_history.tolist() == [2]
+
+
+def test_runner_internals():
+    from mmengine.runner import IterBasedTrainLoop, Runner
+    assert 'self._hooks' in inspect.getsource(Runner.register_hook)
+    assert 'self._init_model_weights()' in inspect.getsource(Runner.train)
+    assert 'self._has_loaded' in inspect.getsource(Runner.load_or_resume)
+    assert 'self.dataloader_iterator' in inspect.getsource(
+        IterBasedTrainLoop.__init__)
+
+
+def test_config_tree_attribute():
+    from mmengine.config import Config, ConfigDict
+    cfg = Config(dict(model=dict(type='A', _scope_='smt_mm')))
+    assert isinstance(cfg._cfg_dict, ConfigDict)
+    del cfg._cfg_dict.model['_scope_']
+    assert '_scope_' not in cfg.model
+
+
+def test_state_dict_metadata():
+    state = nn.Sequential(nn.Linear(1, 1)).state_dict()
+    assert state._metadata['0']['version'] == nn.Linear._version
+    params = inspect.signature(nn.Module._load_from_state_dict).parameters
+    assert list(params) == [
+        'self', 'state_dict', 'prefix', 'local_metadata', 'strict',
+        'missing_keys', 'unexpected_keys', 'error_msgs'
+    ]
+
+
+def test_weights_only_refusal_text():
+    from smt_mm.checkpoint.reading import _is_refusal, _refusal_reason
+    payload = pickle.dumps(print, protocol=2)  # a GLOBAL torch refuses
+    with pytest.raises(pickle.UnpicklingError) as info:
+        torch.load(io.BytesIO(payload), weights_only=True)
+    reason = _refusal_reason(info.value)
+    assert _is_refusal(info.value, reason)
+    assert 'GLOBAL print' in reason
+
+
+def test_numpy_dtype_state_layout():
+    state = np.dtype('<f4').__reduce__()[2]
+    assert len(state) == 8
+    assert state[1] == '<' and state[2:5] == (None, None, None)
+    assert state[5:8] == (-1, -1, 0)
+
+
+def test_mmcv_ops_library():
+    assert importlib.util.find_spec('mmcv._ext') is not None
