@@ -18,8 +18,7 @@ OFFICIAL = os.environ.get(
 FIXTURES = os.environ.get('SMT_FIXTURES',
                           osp.join(osp.dirname(REPO), 'shared', 'fixtures'))
 sys.path.insert(0, REPO)
-# the reference computation and the official-file loader live with the
-# benchmark tool
+# tests import some analysis tools (plot_logs, erf, ...) as modules
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
 # The tiny architecture of the unit tests (4 stages, 16-128 channels; the
 # tiny preset's other settings). An arch dict names every required setting:

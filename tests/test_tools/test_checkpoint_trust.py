@@ -11,8 +11,7 @@ import sys
 
 import pytest
 import torch
-from helpers import (REPO, run_tool, write_fixture_cls_config,
-                     write_tiny_det_config)
+from helpers import run_tool, write_fixture_cls_config, write_tiny_det_config
 from mmengine.config import Config
 
 PY = sys.executable
@@ -39,10 +38,10 @@ def imagenet_folder(root):
 
 def official_logits(official_file, arch, release, cfg):
     """The official code's logits on the config's test inputs."""
-    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import DATASETS, MODELS
-    from official_smt import load_official_module
+
+    from smt_mm.benchmark.official import load_official_module
     module = load_official_module(official_file)
     model = module.SMT(**arch)
     model.load_state_dict(release['model'])

@@ -113,7 +113,7 @@ bench() {  # bench t|b
     echo "no $OFFICIAL: ours only (see the header of $SELF)"
   fi
   "$PY" tools/analysis/benchmark.py "${BENCH[@]}" --archs "$1" \
-    --precisions fp32 bf16 --no-reference ${official[@]+"${official[@]}"} \
+    --precisions fp32 bf16 ${official[@]+"${official[@]}"} \
     --out "$OUT/bench_$1.json" --markdown "$OUT/bench_$1.md"
 }
 

@@ -28,6 +28,9 @@ import torch
 import torch.nn as nn
 from mmcv.cnn.bricks import DropPath
 
+from smt_mm.checkpoint import describe_mismatch
+from smt_mm.models.utils.ckpt_convert import convert_official_state_dict
+
 # official factory name of each preset
 FACTORIES = dict(
     t='smt_t',
@@ -97,8 +100,15 @@ def _stubbed_imports():
 
 
 def load_official_module(path: str) -> types.ModuleType:
-    """Execute the official ``models/smt.py`` at ``path``; returns the
-    module (it defines ``SMT`` and the factories ``smt_t`` ... ``smt_l``)."""
+    """Execute the official ``models/smt.py`` at ``path``.
+
+    Args:
+        path: the official repository's ``models/smt.py``.
+
+    Returns:
+        The module; it defines ``SMT`` and the factories ``smt_t`` ...
+        ``smt_l``.
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'official SMT model file not found: {path} (pass the path of '
@@ -118,6 +128,10 @@ def build_official(arch: str, module: types.ModuleType) -> nn.Module:
 
     The official L factory leaves layer scale off (a bug its own release
     file trips over); it is switched on here so that L matches ours.
+
+    Args:
+        arch: a preset, short (``t``) or long (``tiny``).
+        module: what :func:`load_official_module` returned.
     """
     factory = getattr(module, FACTORIES[arch])
     kwargs = dict(use_layerscale=True) if FACTORIES[arch] == 'smt_l' else {}
@@ -126,14 +140,17 @@ def build_official(arch: str, module: types.ModuleType) -> nn.Module:
 
 def official_to_ours(official_state: Dict[str, torch.Tensor],
                      model: nn.Module) -> Dict[str, torch.Tensor]:
-    """The official state dict renamed for our ``SMT`` (head dropped),
-    checked strictly against ``model``."""
-    from smt_mm.models.utils.ckpt_convert import convert_official_state_dict
+    """The official state dict renamed for our ``SMT``, head dropped.
+
+    Args:
+        official_state: the official model's state dict.
+        model: our ``SMT`` the result must fit exactly.
+
+    Raises:
+        KeyError: the renamed keys do not fit ``model``.
+    """
     converted, _ = convert_official_state_dict(official_state)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
-    if missing or unexpected:
-        raise KeyError(f'official -> ours key mismatch: missing {missing[:5]}'
-                       f', unexpected {unexpected[:5]}')
+    mismatch = describe_mismatch(model.state_dict(), converted)
+    if mismatch:
+        raise KeyError(f'official -> ours key mismatch: {mismatch}')
     return converted
