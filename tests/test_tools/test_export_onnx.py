@@ -1,9 +1,10 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""tools/deployment/export_onnx.py: the exported classifier, segmentor and
-detector backbone + neck compute in onnxruntime what the PyTorch model
-computes, at sizes other than the export size too; inputs below SMT's
-minimum are refused by the tool and by the graph; a missing onnxruntime or
-an existing output file give one line."""
+"""tools/deployment/export_onnx.py and onnx_inference.py: the exported
+classifier, segmentor and detector backbone + neck compute in onnxruntime
+what the PyTorch model computes, at sizes other than the export size too;
+inputs below SMT's minimum are refused by the tool and by the graph; a
+missing onnxruntime or an existing output file give one line. The library
+pieces (smt_mm.deployment) are tested in tests/test_deployment."""
 import importlib.util
 import os.path as osp
 import sys
@@ -11,9 +12,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from helpers import MINI_ARCH, REPO, run_tool
 
+from smt_mm.apis import build_model
+from smt_mm.deployment.onnx_export import ExportWrapper
 from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import run_cli
 from smt_mm.utils.config import load_config
@@ -70,10 +72,10 @@ def tiny_model_and_checkpoint(tool, kind, folder):
     cfg = load_config(config, args.cfg_options)
     task = cfg.default_scope
     torch.manual_seed(0)
-    model = tool.build_model(cfg, task, None)
+    model = build_model(cfg)
     checkpoint = str(folder / f'{kind}.pth')
     torch.save({'state_dict': model.state_dict()}, checkpoint)
-    return tool.ExportWrapper(model, task).eval(), checkpoint
+    return ExportWrapper(model, task).eval(), checkpoint
 
 
 def difference(onnx_out, torch_out):
@@ -213,27 +215,6 @@ def test_missing_checkpoint_is_refused(tool, tmp_path):
         ])
 
 
-@pytest.mark.parametrize('size', [(1, 1), (2, 3), (3, 3), (6, 6), (2, 5)])
-def test_dynamic_pool_equals_adaptive_pool(tool, size):
-    pool = tool.DynamicAdaptiveAvgPool2d(size)
-    for shape in ((2, 3, 7, 9), (1, 2, 16, 5), (1, 1, 3, 4), (1, 1, 13, 23)):
-        x = torch.randn(shape)
-        expected = nn.AdaptiveAvgPool2d(size)(x)
-        torch.testing.assert_close(pool(x), expected)
-
-
-def test_only_sized_adaptive_pools_are_swapped(tool):
-    model = nn.Sequential(
-        nn.AdaptiveAvgPool2d(1), nn.AdaptiveAvgPool2d((None, 3)),
-        nn.Sequential(nn.AdaptiveAvgPool2d(3), nn.AdaptiveAvgPool2d((2, 6))))
-    assert tool.replace_adaptive_pools(model) == 2
-    kinds = [type(m).__name__ for m in model.modules()][1:]
-    assert kinds == [
-        'AdaptiveAvgPool2d', 'AdaptiveAvgPool2d', 'Sequential',
-        'DynamicAdaptiveAvgPool2d', 'DynamicAdaptiveAvgPool2d'
-    ]
-
-
 @pytest.mark.slow
 def test_dynamo_exporter_matches_pytorch(tool, ort, tmp_path):
     pytest.importorskip('onnxscript')
@@ -261,23 +242,6 @@ def test_no_checkpoint_needs_random_weights_and_says_so(
     assert out.is_file()
 
 
-@pytest.mark.parametrize('config,shape,source', [
-    ('configs/cls/smt_t_digits.py', (32, 32), 'Resize 32x32'),
-    ('configs/cls/smt_t_in1k.py', (224, 224), 'CenterCrop 224x224'),
-    ('configs/det/smt_t_maskrcnn_synth-quickstart.py',
-     (128, 128), 'Resize 128x128'),
-    ('configs/det/smt_t_maskrcnn_1x.py',
-     (800, 1344), 'Resize 1333x800), padded to a multiple of 32'),
-    ('configs/seg/smt_t_upernet_synth.py', (128, 128), 'crop size'),
-])
-def test_export_size_comes_from_the_test_pipeline(tool, config, shape, source):
-    cfg = load_config(osp.join(REPO, config))
-    found, note = tool.export_shape(cfg, cfg.default_scope, None)
-    assert found == shape and source in note, (found, note)
-    assert tool.export_shape(cfg, cfg.default_scope,
-                             [64, 96]) == ((64, 96), '--shape')
-
-
 def inference(*args):
     spec = importlib.util.spec_from_file_location(
         'onnx_inference',
@@ -303,7 +267,6 @@ def test_onnx_inference_does_the_configs_preprocessing(tool, ort, tmp_path,
     data preprocessor)."""
     from PIL import Image
 
-    from smt_mm.apis import build_model
     from smt_mm.visualization.inputs import load_image
     config = tiny_digits_config(tmp_path)
     cfg = load_config(config)
@@ -353,27 +316,3 @@ def test_onnx_inference_segmentation(tool, ort, tmp_path, capsys):
     }
     with Image.open(drawn) as picture:
         assert picture.size[0] >= 2 * 512
-
-
-def test_onnx_inference_names_a_size_mismatch():
-    spec = importlib.util.spec_from_file_location(
-        'onnx_inference',
-        osp.join(REPO, 'tools', 'deployment', 'onnx_inference.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
-    class Input:
-        shape = [1, 3, 224, 224]
-
-    class Session:
-
-        def get_inputs(self):
-            return [Input()]
-
-    module.check_input_shape(Session(), np.zeros((1, 3, 224, 224)))
-    with pytest.raises(
-            LaunchError,
-            match=r'takes input \[1, 3, 224, 224\] '
-            'but the test pipeline gives 1x3x200x300; export it '
-            'with --dynamic or --shape 200 300'):
-        module.check_input_shape(Session(), np.zeros((1, 3, 200, 300)))
