@@ -171,3 +171,13 @@ test_dataloader = dict(batch_size={batch_size}, num_workers=0,
 test_evaluator = dict(topk=(1, 5))
 ''')
     return str(path)
+
+
+def assert_picture(path, min_size=150):
+    """A readable, non-uniform image at least ``min_size`` pixels a side."""
+    import numpy as np
+    from PIL import Image
+    with Image.open(path) as img:
+        pixels = np.asarray(img.convert('RGB'))
+    assert min(pixels.shape[:2]) >= min_size, (path, pixels.shape)
+    assert pixels.std() > 5, f'uniform image {path}'

@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import MINI_ARCH, QUICKSTART, REPO, run_tool
+from helpers import (MINI_ARCH, QUICKSTART, REPO, assert_picture,
+                     data_root_options, run_tool)
 from PIL import Image, ImageDraw
 
 CLS = osp.join(REPO, 'configs/cls/smt_t_in1k.py')
@@ -46,14 +47,6 @@ def work(tmp_path_factory):
 
 def digest(path):
     return hashlib.sha256(open(path, 'rb').read()).hexdigest()
-
-
-def assert_picture(path, min_size=150):
-    """A readable, non-uniform image."""
-    with Image.open(path) as img:
-        pixels = np.asarray(img.convert('RGB'))
-    assert min(pixels.shape[:2]) >= min_size, (path, pixels.shape)
-    assert pixels.std() > 5, f'uniform image {path}'
 
 
 def assert_one_line_error(proc, message):
@@ -155,23 +148,6 @@ def test_input_in_out_dir_is_never_overwritten(work, tmp_path):
     assert digest(image) == before
 
 
-def test_prepare_out_dir(tmp_path):
-    from smt_mm.errors import LaunchError
-    from smt_mm.visualization.inputs import prepare_out_dir
-    out = tmp_path / 'new' / 'dir'
-    assert prepare_out_dir(str(out), ['erf*.png'], False) == []
-    assert out.is_dir()
-    (out / 'erf_stage1.png').write_bytes(b'old')
-    (out / 'notes.txt').write_text('mine')
-    with pytest.raises(LaunchError, match='--overwrite'):
-        prepare_out_dir(str(out), ['erf*.png'], False)
-    removed = prepare_out_dir(str(out), ['erf*.png'], True)
-    assert [osp.basename(p) for p in removed] == ['erf_stage1.png']
-    assert (out / 'notes.txt').exists()  # not an output of the tool
-    with pytest.raises(LaunchError, match='not a folder'):
-        prepare_out_dir(str(out / 'notes.txt'), ['erf*.png'], True)
-
-
 @pytest.mark.parametrize('images', [False, True])
 def test_erf_tool(work, tmp_path, images):
     out = tmp_path / 'erf'
@@ -217,128 +193,6 @@ def test_erf_size_must_fit_the_stride(work, tmp_path, capsys):
     assert 'multiple of 32' in capsys.readouterr().err
 
 
-def square_sides(score, fractions=(0.2, 0.5, 0.99)):
-    from smt_mm.visualization.erf import square_sides
-    centre = (score.shape[0] // 2, score.shape[1] // 2)
-    return square_sides(score, centre, fractions)
-
-
-def test_square_sides():
-    delta = np.zeros((33, 33))
-    delta[16, 16] = 1
-    assert square_sides(delta) == {0.2: 1, 0.5: 1, 0.99: 1}
-    flat = np.ones((33, 33))
-    sides = square_sides(flat, (0.25, 1.0))
-    # 17 x 17 = 289 >= 0.25 * 1089 > 15 x 15
-    assert sides == {0.25: 17, 1.0: 33}
-    yy, xx = np.mgrid[:65, :65]
-    blob = np.exp(-((yy - 32)**2 + (xx - 32)**2) / 50.)
-    sides = square_sides(blob)
-    assert sides[0.2] < sides[0.5] < sides[0.99] < 65
-
-
-def hooks_left(model):
-    return [
-        name for name, m in model.named_modules()
-        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
-    ]
-
-
-@pytest.fixture
-def mini_smt():
-    from smt_mm.models import SMT
-    torch.manual_seed(0)
-    model = SMT(arch=dict(MINI_ARCH))
-    model.init_weights()
-    return model.eval()
-
-
-def test_hooks_are_removed(mini_smt):
-    from smt_mm.errors import SMTError
-    from smt_mm.visualization.erf import average_erf
-    from smt_mm.visualization.mixers import modulation_maps
-    image = torch.randn(1, 3, 64, 64)
-    maps = modulation_maps(mini_smt, image, [1, 2, 3, 4], (20, 40))
-    assert [(m.mixer.stage, m.mixer.kind) for m in maps] == [(1, 'SAM'),
-                                                             (2, 'SAM'),
-                                                             (2, 'SAM'),
-                                                             (3, 'SAM'),
-                                                             (3, 'MSA'),
-                                                             (3, 'SAM'),
-                                                             (4, 'MSA')]
-    sam, msa = maps[0], maps[-1]
-    assert sam.maps.shape == (5, 16, 16)  # 4 heads + modulator, stride 4
-    assert msa.maps.shape == (16, 2, 2)  # 16 heads, stride 32
-    # attention of one query is a distribution over the tokens
-    torch.testing.assert_close(msa.maps.sum((1, 2)), torch.ones(16))
-    assert not hooks_left(mini_smt)
-    scores = average_erf(mini_smt, [image])
-    assert sorted(scores) == [1, 2, 3, 4] and not hooks_left(mini_smt)
-    # an input the backbone rejects: hooks are removed all the same
-    with pytest.raises(SMTError):
-        modulation_maps(mini_smt, torch.randn(1, 3, 16, 16), [1], (0, 0))
-    with pytest.raises(SMTError):
-        average_erf(mini_smt, [torch.randn(1, 3, 16, 16)])
-    assert not hooks_left(mini_smt)
-    assert all(p.grad is None for p in mini_smt.parameters())
-
-
-def test_maps_are_the_mixers_own_intermediates(mini_smt):
-    """The drawn maps recompose, by the paper's equations written here, to
-    the output each mixer gave in the model's forward."""
-    import torch.nn.functional as F
-
-    from smt_mm.visualization.mixers import (find_mixers, forward_hooks,
-                                             msa_attention, sam_maps)
-    mixers = find_mixers(mini_smt, [3])
-    sam, msa = mixers[0].module, mixers[1].module
-    seen = {}
-
-    def make_hook(key):
-
-        def hook(module, args, output):
-            seen[key] = (args[0], args[1], output)
-
-        return hook
-
-    with forward_hooks([('sam', sam), ('msa', msa)], make_hook), \
-            torch.no_grad():
-        mini_smt(torch.randn(1, 3, 64, 64))
-        x, hw_shape, out = seen['sam']
-        heads, modulator = sam_maps(sam, x, hw_shape)
-        for i, conv in enumerate(sam.local_convs):
-            part = F.linear(x, sam.s.weight,
-                            sam.s.bias).chunk(sam.num_heads, -1)[i]
-            image = part.transpose(1, 2).reshape(1, -1, *hw_shape)
-            torch.testing.assert_close(heads[i], conv(image))
-        value = F.linear(x, sam.v.weight, sam.v.bias)
-        torch.testing.assert_close(
-            sam.proj(value * modulator.flatten(2).transpose(1, 2)), out)
-        x, hw_shape, out = seen['msa']
-        attn = msa_attention(msa, x, hw_shape, 3)  # (1, heads, H, W)
-        k_v = F.linear(x, msa.kv.weight, msa.kv.bias)
-        v = k_v[..., x.shape[-1]:].view(1, x.shape[1], msa.num_heads, -1)
-        mixed = torch.einsum('hn,nhd->hd', attn[0].flatten(1), v[0])
-        local = msa.local_conv(k_v[..., x.shape[-1]:].transpose(1, 2).reshape(
-            1, -1, *hw_shape)).flatten(2)[0, :, 3]
-        torch.testing.assert_close(
-            msa.proj(mixed.flatten() + local), out[0, 3])
-
-
-def test_maps_are_placed_by_stride():
-    from smt_mm.visualization.drawing import to_image_grid
-    from smt_mm.visualization.mixers import query_token
-    maps = torch.arange(6.).view(1, 2, 3)  # a 2 x 3 token grid, stride 4
-    # the grid covers 8 x 12 pixels: a bigger image gets its edge values
-    grid = to_image_grid(maps, 4, (10, 13))
-    assert grid.shape == (1, 10, 13) and grid[0, 9, 12] == 5
-    # a smaller (padded) image is cropped; token centres keep their value
-    grid = to_image_grid(maps, 4, (7, 9))
-    assert grid.shape == (1, 7, 9) and grid[0, 0, 0] == 0
-    assert query_token((5, 3), 4, (2, 3)) == 1
-    assert query_token((11.9, 7.9), 4, (2, 3)) == 5
-
-
 def test_mmpretrain_grad_cam_on_stage_output(work, tmp_path):
     """mmpretrain's vis_cam.py works on SMT with ``--target-layers
     backbone.stages.3``: a stage returns a (B, C, H, W) map. Its default
@@ -369,122 +223,6 @@ def test_mmpretrain_grad_cam_on_stage_output(work, tmp_path):
     assert_picture(out, min_size=224)
 
 
-# ----------------------------------------------------------------------
-# Readable pictures of samples (demo, browse_dataset, test.py --show-dir)
-# ----------------------------------------------------------------------
-CLASSES = ('square', 'disc', 'triangle')
-PALETTE = [(220, 20, 60), (0, 128, 255), (60, 180, 75)]
-
-
-def det_sample():
-    """A 128 x 128 detection sample: three annotated shapes and five
-    predictions, three of them on the first shape (labels that would sit
-    on each other)."""
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-    boxes = torch.tensor([[10., 10, 60, 60], [70, 20, 120, 90],
-                          [30, 80, 90, 125]])
-    masks = torch.zeros(3, 128, 128, dtype=torch.bool)
-    for i, (x0, y0, x1, y1) in enumerate(boxes.int().tolist()):
-        masks[i, y0:y1, x0:x1] = True
-    sample = DetDataSample(metainfo=dict(img_path='/data/val/000007.png'))
-    sample.gt_instances = InstanceData(
-        bboxes=boxes, labels=torch.tensor([0, 1, 2]), masks=masks)
-    sample.pred_instances = InstanceData(
-        bboxes=torch.cat([boxes, boxes[:1] + 2, boxes[:1] - 1]),
-        labels=torch.tensor([0, 1, 2, 1, 2]),
-        scores=torch.tensor([.9, .8, .7, .6, .2]),
-        masks=torch.cat([masks, masks[:1], masks[:1]]))
-    image = np.random.RandomState(0).randint(0, 255, (128, 128, 3))
-    return image.astype(np.uint8), sample
-
-
-def figure_texts(fig):
-    titles = [ax.get_title() for ax in fig.axes]
-    legend = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
-    return titles, legend
-
-
-def label_boxes(fig):
-    """Pixel extents of the labels drawn over the panels."""
-    renderer = fig.canvas.get_renderer()
-    return [
-        text.get_window_extent(renderer) for ax in fig.axes
-        for text in ax.texts
-    ]
-
-
-def test_detection_picture_is_readable(tmp_path, monkeypatch):
-    from smt_mm.visualization import samples
-    from smt_mm.visualization.visualizers import ReadableDetVisualizer
-    image, sample = det_sample()
-    drawn = {}
-    real = samples.draw_figure
-    monkeypatch.setattr(samples, 'draw_figure',
-                        lambda *a, **k: drawn.setdefault('fig', real(*a, **k)))
-    visualizer = ReadableDetVisualizer(name='test_readable_det')
-    visualizer.dataset_meta = dict(classes=CLASSES, palette=PALETTE)
-    out = tmp_path / 'det.png'
-    visualizer.add_datasample(
-        'test_img', image, sample, out_file=str(out), pred_score_thr=0.3)
-    with Image.open(out) as picture:
-        width, height = picture.size
-    # two 512-px panels (128 px enlarged 4x) side by side, titles, legend
-    assert height >= 512 + 50 and width >= 2 * 512, (width, height)
-    titles, legend = figure_texts(drawn['fig'])
-    assert titles == [
-        'annotations: 3 objects', 'prediction: 4 objects scoring >= 0.3'
-    ]
-    assert drawn['fig']._suptitle.get_text() == '000007.png'
-    assert legend == list(CLASSES)
-    labels = [t.get_text() for ax in drawn['fig'].axes for t in ax.texts]
-    assert 'square 0.90' in labels and 'disc 0.60' in labels
-    assert not any('0.20' in label for label in labels)  # below the bar
-    boxes = label_boxes(drawn['fig'])
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1:]:
-            overlap = min(a.x1, b.x1) - max(a.x0, b.x0) > 1 and \
-                min(a.y1, b.y1) - max(a.y0, b.y0) > 1
-            assert not overlap, (a, b)
-
-
-def test_segmentation_picture_has_distinct_colours_and_legend(monkeypatch):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-
-    from smt_mm.visualization import samples
-    from smt_mm.visualization.visualizers import ReadableSegVisualizer
-    labels = np.zeros((64, 96), np.int64)
-    labels[10:40, 10:40] = 1
-    labels[45:, 50:] = 3
-    labels[:8, 80:] = 255  # ignored
-    sample = SegDataSample(metainfo=dict(img_path='/data/ade_3.jpg'))
-    sample.gt_sem_seg = PixelData(data=torch.from_numpy(labels)[None])
-    sample.pred_sem_seg = PixelData(
-        data=torch.from_numpy(np.where(labels == 255, 0, labels))[None])
-    drawn = {}
-    real = samples.draw_figure
-    monkeypatch.setattr(samples, 'draw_figure',
-                        lambda *a, **k: drawn.setdefault('fig', real(*a, **k)))
-    visualizer = ReadableSegVisualizer(name='test_readable_seg')
-    visualizer.dataset_meta = dict(
-        classes=('ground', 'disc', 'stripes', 'checker'),
-        palette=[(120, 120, 80), (125, 120, 82), (0, 128, 255),
-                 (250, 170, 30)])
-    image = np.full((64, 96, 3), 128, np.uint8)
-    visualizer.add_datasample('test_ade_3.jpg', image, sample)
-    picture = visualizer.get_image()
-    # image, annotation and prediction, each enlarged to 512 px high
-    assert picture.shape[0] >= 512 + 50 and picture.shape[1] >= 3 * 768
-    titles, legend = figure_texts(drawn['fig'])
-    assert titles == ['image', 'annotation', 'prediction']
-    assert legend == ['ground', 'disc', 'checker']
-    # the palette's first two colours are nearly equal: replaced
-    colours = samples.class_colours(4, visualizer.dataset_meta['palette'])
-    assert samples._distinct(colours)
-    assert not samples._distinct(visualizer.dataset_meta['palette'])
-
-
 def test_show_dir_uses_the_readable_visualizers(tmp_path):
     from mmengine.registry import VISUALIZERS as ROOT
     from mmengine.registry import DefaultScope
@@ -501,53 +239,6 @@ def test_show_dir_uses_the_readable_visualizers(tmp_path):
         vis_cfg = dict(cfg.visualizer, name=f'show_dir_{task}')
         with DefaultScope.overwrite_default_scope(task):
             assert isinstance(ROOT.build(vis_cfg), kind)
-
-
-def test_erf_squares_stay_inside_the_map():
-    from matplotlib.figure import Figure
-
-    from smt_mm.visualization.drawing import _erf_panel, clipped_square
-    assert clipped_square((10, 10), 31, (64, 64)) == (-0.5, -0.5, 25.5, 25.5)
-    assert clipped_square((32, 32), 5, (64, 64)) == (29.5, 29.5, 34.5, 34.5)
-    score = np.ones((64, 64))
-    ax = Figure().subplots()
-    # the 99% square is wider than the map around an off-centre point
-    _erf_panel(ax, score, {0.2: 9, 0.5: 21, 0.99: 63}, (40, 40), 'stage 4')
-    for patch in ax.patches:
-        x0, y0 = patch.get_xy()
-        assert x0 >= -0.5 and y0 >= -0.5
-        assert x0 + patch.get_width() <= 63.5
-        assert y0 + patch.get_height() <= 63.5
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == [
-        '20%: 9 px', '50%: 21 px', '99%: 63 px (cut by the image)'
-    ]
-
-
-def test_heatmap_colour_bars_give_real_values(tmp_path, monkeypatch):
-    from matplotlib.figure import Figure
-
-    from smt_mm.visualization.drawing import draw_heatmaps
-    saved = []
-    monkeypatch.setattr(Figure, 'savefig',
-                        lambda fig, *a, **k: saved.append(fig))
-    image = np.zeros((40, 60, 3), np.uint8)
-    heat = np.stack(
-        [np.linspace(0.02, 0.5, 2400).reshape(40, 60),
-         np.full((40, 60), 0.3)])
-    draw_heatmaps(
-        image,
-        heat, ['head 1', 'head 2'],
-        'title',
-        str(tmp_path / 'x.png'),
-        value_label='attention weight')
-    fig = saved[0]
-    fig.canvas.draw()
-    bars = [ax for ax in fig.axes if ax.get_label().startswith('colour bar')]
-    assert len(bars) == 2  # one per heat-map, none for the input
-    ticks = [[t.get_text() for t in bar.get_yticklabels()] for bar in bars]
-    assert ticks[0] == ['0.02', '0.26', '0.5'] and ticks[1] == ['0.3']
-    assert any('attention weight' in t.get_text() for t in fig.texts)
 
 
 def test_grad_cam_tool_names_the_class_at_a_readable_size(tmp_path, capsys):
@@ -609,3 +300,66 @@ def test_grad_cam_tool_names_the_class_at_a_readable_size(tmp_path, capsys):
     assert 'at backbone.stages.1;' in saved[0]._suptitle.get_text()
     assert tool.default_target(model, torch.zeros(1, 3, 224,
                                                   224)) == 'backbone.stages.3'
+
+
+# ----------------------------------------------------------------------
+# Training samples (browse_dataset) and test results (test.py --show-dir)
+# ----------------------------------------------------------------------
+DET = 'configs/det/smt_t_maskrcnn_synth-quickstart.py'
+SEG = 'configs/seg/smt_t_upernet_synth.py'
+
+
+@pytest.mark.parametrize('config,kind', [(DET, 'coco'), (SEG, 'ade')])
+def test_browse_dataset_draws_samples(tmp_path, config, kind):
+    data = tmp_path / kind
+    run_tool([
+        sys.executable, 'tools/misc/make_synthetic_data.py', kind,
+        str(data), '--num-train', '4', '--num-val', '2'
+    ])
+    out = tmp_path / 'browse'
+    run_tool([
+        sys.executable, 'tools/analysis/browse_dataset.py', config,
+        '--output-dir',
+        str(out), '--num', '3', '--cfg-options',
+        f'train_dataloader.dataset.data_root={data}/'
+    ])
+    pngs = sorted(out.glob('*.png'))
+    assert len(pngs) == 3
+    for png in pngs:
+        # the 128-px samples enlarged to a readable 512 px
+        assert_picture(png, min_size=512)
+
+
+def test_seg_test_show_dir_draws_small_sets_without_train_data(tmp_path):
+    """``--show-dir`` draws every test image (``--interval`` 1) and a test
+    run does not need the training data (mmseg's hook used to build the
+    train loader)."""
+    data = tmp_path / 'ade'
+    run_tool([
+        sys.executable, 'tools/misc/make_synthetic_data.py', 'ade',
+        str(data), '--num-train', '2', '--num-val', '3'
+    ])
+    roots = data_root_options(data)
+    work = tmp_path / 'work'
+    run_tool([
+        sys.executable, 'tools/train.py', SEG, '--work-dir',
+        str(work), '--cfg-options', *roots, 'train_cfg.max_iters=1',
+        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False'
+    ])
+    show = tmp_path / 'show'
+    run_tool([
+        sys.executable, 'tools/test.py', SEG,
+        str(work / 'iter_1.pth'), '--work-dir',
+        str(tmp_path / 'test'), '--show-dir',
+        str(show), '--cfg-options',
+        f'test_dataloader.dataset.data_root={data}',
+        f'train_dataloader.dataset.data_root={tmp_path}/missing'
+    ])
+    pictures = sorted(show.rglob('*.png'))
+    assert len(pictures) == 3
+    for picture in pictures:
+        # image, annotation and prediction side by side, 128 px -> 512 px
+        assert_picture(picture, min_size=512 + 50)
+        with Image.open(picture) as img:
+            assert img.size[0] >= 3 * 512

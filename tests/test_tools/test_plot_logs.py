@@ -1,38 +1,11 @@
-"""Looking at runs and data: TensorBoard logging when available, loss and
-metric curves from a scalar log, training samples drawn after the
-pipeline."""
-import importlib.util
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""tools/analysis/plot_logs.py: loss and metric curves from mmengine's
+scalar log, one axis per curve, runs compared with a legend."""
 import json
 import subprocess
 import sys
 
-import numpy as np
-import pytest
-from helpers import REPO, data_root_options, run_tool
-from PIL import Image
-
-DET = 'configs/det/smt_t_maskrcnn_synth-quickstart.py'
-SEG = 'configs/seg/smt_t_upernet_synth.py'
-
-
-@pytest.mark.parametrize('installed', [True, False])
-def test_tensorboard_backend_only_when_installed(monkeypatch, installed):
-    from smt_mm.utils.config import load_config
-    from smt_mm.utils.runner import add_tensorboard_backend
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, 'find_spec', lambda name, *a: (object()
-                                                       if installed else None)
-        if name == 'tensorboard' else real(name, *a))
-    for config in (DET, SEG):
-        cfg = load_config(f'{REPO}/{config}')
-        assert cfg.visualizer.vis_backends == [dict(type='LocalVisBackend')]
-        assert add_tensorboard_backend(cfg) is installed
-        types = [b['type'] for b in cfg.visualizer.vis_backends]
-        expected = ['LocalVisBackend'
-                    ] + (['TensorboardVisBackend'] if installed else [])
-        assert types == expected
-        assert not add_tensorboard_backend(cfg)  # never twice
+from helpers import REPO, assert_picture, run_tool
 
 
 def write_scalars(work_dir):
@@ -55,13 +28,6 @@ def write_scalars(work_dir):
     } for e in (1, 2)]
     log.write_text(''.join(json.dumps(line) + '\n' for line in lines))
     return log
-
-
-def assert_picture(path, min_size=64):
-    with Image.open(path) as img:
-        pixels = np.asarray(img.convert('RGB'))
-    assert min(pixels.shape[:2]) >= min_size, pixels.shape
-    assert pixels.std() > 5, 'uniform image'
 
 
 def test_plot_logs_writes_png(tmp_path):
@@ -90,27 +56,6 @@ def test_plot_logs_unknown_key(tmp_path):
     assert proc.returncode == 1
     assert "'mIoU' was not logged" in proc.stderr and 'loss_cls' in \
         proc.stderr
-
-
-@pytest.mark.parametrize('config,kind', [(DET, 'coco'), (SEG, 'ade')])
-def test_browse_dataset_draws_samples(tmp_path, config, kind):
-    data = tmp_path / kind
-    run_tool([
-        sys.executable, 'tools/misc/make_synthetic_data.py', kind,
-        str(data), '--num-train', '4', '--num-val', '2'
-    ])
-    out = tmp_path / 'browse'
-    run_tool([
-        sys.executable, 'tools/analysis/browse_dataset.py', config,
-        '--output-dir',
-        str(out), '--num', '3', '--cfg-options',
-        f'train_dataloader.dataset.data_root={data}/'
-    ])
-    pngs = sorted(out.glob('*.png'))
-    assert len(pngs) == 3
-    for png in pngs:
-        # the 128-px samples enlarged to a readable 512 px
-        assert_picture(png, min_size=512)
 
 
 def test_plot_logs_axes_per_curve(tmp_path):
@@ -152,41 +97,6 @@ def test_plot_logs_compares_runs_with_a_legend(tmp_path, monkeypatch):
     ],
                     check=False)
     assert proc.returncode == 2 and 'one name per run' in proc.stderr
-
-
-def test_seg_test_show_dir_draws_small_sets_without_train_data(tmp_path):
-    """``--show-dir`` draws every test image (``--interval`` 1) and a test
-    run does not need the training data (mmseg's hook used to build the
-    train loader)."""
-    data = tmp_path / 'ade'
-    run_tool([
-        sys.executable, 'tools/misc/make_synthetic_data.py', 'ade',
-        str(data), '--num-train', '2', '--num-val', '3'
-    ])
-    roots = data_root_options(data)
-    work = tmp_path / 'work'
-    run_tool([
-        sys.executable, 'tools/train.py', SEG, '--work-dir',
-        str(work), '--cfg-options', *roots, 'train_cfg.max_iters=1',
-        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False'
-    ])
-    show = tmp_path / 'show'
-    run_tool([
-        sys.executable, 'tools/test.py', SEG,
-        str(work / 'iter_1.pth'), '--work-dir',
-        str(tmp_path / 'test'), '--show-dir',
-        str(show), '--cfg-options',
-        f'test_dataloader.dataset.data_root={data}',
-        f'train_dataloader.dataset.data_root={tmp_path}/missing'
-    ])
-    pictures = sorted(show.rglob('*.png'))
-    assert len(pictures) == 3
-    for picture in pictures:
-        # image, annotation and prediction side by side, 128 px -> 512 px
-        assert_picture(picture, min_size=512 + 50)
-        with Image.open(picture) as img:
-            assert img.size[0] >= 3 * 512
 
 
 def test_plot_logs_epoch_ticks_are_whole_numbers(tmp_path, monkeypatch):
