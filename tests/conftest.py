@@ -12,16 +12,20 @@ from helpers import FIXTURES, MINI_ARCH, OFFICIAL  # noqa: E402
 
 @pytest.fixture(scope='session')
 def fixtures_dir():
-    """The official-format fixtures of ``../shared/fixtures``."""
-    if not osp.isfile(osp.join(FIXTURES, 'smt_tiny_official.pth')):
-        pytest.skip(f'official fixtures not found in {FIXTURES}; set '
-                    'SMT_FIXTURES to the folder holding smt_tiny_*.pth')
+    """The official-format fixture (``tests/data/official_fixture``, or
+    ``SMT_FIXTURES``); a missing one is an error, not a skip."""
+    path = osp.join(FIXTURES, 'smt_tiny_official.pth')
+    assert osp.isfile(path), (
+        f'{path} not found: run tools/misc/make_official_fixture.py or set '
+        'SMT_FIXTURES to the folder holding smt_tiny_*.pth')
     return FIXTURES
 
 
 @pytest.fixture(scope='session')
 def official_file():
-    """The official repository's models/smt.py (``../shared/official``)."""
+    """The official repository's models/smt.py (``SMT_OFFICIAL``, by
+    default ``../shared/official/models_smt.py`` beside the checkout); the
+    tests that run the official code skip without it."""
     if not osp.isfile(OFFICIAL):
         pytest.skip(f'official models/smt.py not found at {OFFICIAL}; set '
                     'SMT_OFFICIAL to its path')
