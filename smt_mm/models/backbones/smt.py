@@ -318,7 +318,7 @@ class SAM(BaseModule):
         # tokens by forward. bmm (not matmul, which folds the batch through
         # a transpose) hands the activation and the norm an NCHW gradient
         # like their saved inputs; mixed layouts slow their backward.
-        weight = self.proj1.weight.flatten(1).expand(len(hidden), -1, -1)
+        weight = self.proj1.weight.flatten(1).expand(hidden.shape[0], -1, -1)
         return torch.baddbmm(self.proj1.bias[:, None], weight,
                              hidden.flatten(2))
 
