@@ -283,41 +283,6 @@ def enable_tta(cfg: Config) -> None:
         dataset.batch_shapes_cfg = None
 
 
-def enable_visualization(cfg: Config,
-                         task: str,
-                         show_dir: Optional[str],
-                         show: bool = False,
-                         wait_time: float = 2,
-                         interval: int = 1) -> None:
-    """Draw every ``interval``-th batch of test predictions, saving them
-    under ``show_dir``."""
-    hook = cfg.default_hooks.get('visualization')
-    if hook is None:
-        raise LaunchError('--show/--show-dir need a visualization hook in '
-                          'default_hooks')
-    if task == 'mmpretrain':
-        if show_dir is not None:
-            check_writable_dir(show_dir, '--show-dir')
-        hook.update(
-            enable=True,
-            show=show,
-            wait_time=wait_time,
-            out_dir=show_dir,
-            interval=interval)
-        return
-    hook.update(draw=True, show=show, wait_time=wait_time, interval=interval)
-    # readable pictures: titled panels, small images enlarged, a legend
-    from smt_mm.visualization.visualizers import READABLE
-    cfg.visualizer.type = READABLE[task]
-    if show_dir is None:
-        return
-    check_writable_dir(show_dir, '--show-dir')
-    if task == 'mmdet':
-        hook.test_out_dir = show_dir
-    else:
-        cfg.visualizer.save_dir = show_dir
-
-
 def add_result_dump(cfg: Config, task: str, out: str):
     """Make the test run save its raw predictions to ``out``.
 

@@ -5,16 +5,20 @@ titled panels side by side, small images enlarged, labels kept apart, a
 legend of the classes shown.
 
 ``tools/test.py --show-dir`` selects them (``ReadableDetVisualizer``,
-``ReadableSegVisualizer``); importing this module registers them in the
-mmdet and mmseg visualizer registries. Everything else (backends, saving
+``ReadableSegVisualizer``) through :func:`enable_visualization`; importing
+this module registers them in the mmdet and mmseg visualizer registries. Everything else (backends, saving
 through the visualization hooks) is the parent classes'.
 """
+from typing import Optional
+
 import numpy as np
 from mmdet.registry import VISUALIZERS as DET_VISUALIZERS
 from mmdet.visualization import DetLocalVisualizer
 from mmseg.registry import VISUALIZERS as SEG_VISUALIZERS
 from mmseg.visualization import SegLocalVisualizer
 
+from smt_mm.errors import LaunchError
+from smt_mm.utils.config import check_writable_dir
 from . import samples
 
 READABLE = {
@@ -157,3 +161,37 @@ class ReadableSegVisualizer(SegLocalVisualizer):
             title=_title(name, data_sample),
             min_side=self.min_side)
         _finish(self, name, picture, show, wait_time, out_file, step)
+
+
+def enable_visualization(cfg,
+                         task: str,
+                         show_dir: Optional[str],
+                         show: bool = False,
+                         wait_time: float = 2,
+                         interval: int = 1) -> None:
+    """Draw every ``interval``-th batch of test predictions, saving them
+    under ``show_dir``."""
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise LaunchError('--show/--show-dir need a visualization hook in '
+                          'default_hooks')
+    if task == 'mmpretrain':
+        if show_dir is not None:
+            check_writable_dir(show_dir, '--show-dir')
+        hook.update(
+            enable=True,
+            show=show,
+            wait_time=wait_time,
+            out_dir=show_dir,
+            interval=interval)
+        return
+    hook.update(draw=True, show=show, wait_time=wait_time, interval=interval)
+    # readable pictures: titled panels, small images enlarged, a legend
+    cfg.visualizer.type = READABLE[task]
+    if show_dir is None:
+        return
+    check_writable_dir(show_dir, '--show-dir')
+    if task == 'mmdet':
+        hook.test_out_dir = show_dir
+    else:
+        cfg.visualizer.save_dir = show_dir

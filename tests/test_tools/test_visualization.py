@@ -227,9 +227,10 @@ def test_show_dir_uses_the_readable_visualizers(tmp_path):
     from mmengine.registry import VISUALIZERS as ROOT
     from mmengine.registry import DefaultScope
 
-    from smt_mm.utils.config import enable_visualization, load_config
+    from smt_mm.utils.config import load_config
     from smt_mm.visualization.visualizers import (ReadableDetVisualizer,
-                                                  ReadableSegVisualizer)
+                                                  ReadableSegVisualizer,
+                                                  enable_visualization)
     for config, task, kind in ((QUICKSTART, 'mmdet', ReadableDetVisualizer),
                                (osp.join(REPO,
                                          'configs/seg/smt_t_upernet_synth.py'),

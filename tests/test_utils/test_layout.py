@@ -87,6 +87,43 @@ def test_no_import_cycles():
     assert find_cycle(graph) is None
 
 
+# The house, bottom up (README "Layout"): a subpackage imports only from
+# lower layers; those of one layer do not import each other.
+LAYERS = [
+    {'errors', 'version'},
+    {'checkpoint'},
+    {'models'},
+    {'engine'},
+    {'utils'},
+    {'apis', 'visualization'},
+    {'deployment', 'benchmark'},
+]
+
+
+def _layer(module):
+    part = module.split('.')[1] if '.' in module else ''
+    for i, layer in enumerate(LAYERS):
+        if part in layer:
+            return i, part
+    raise AssertionError(f'{module}: add its subpackage to LAYERS')
+
+
+def test_subpackages_import_only_lower_layers():
+    graph = import_graph()
+    wrong = []
+    for name, deps in graph.items():
+        if name == 'smt_mm':  # the package's __init__ registers
+            continue
+        level, part = _layer(name)
+        for dep in deps:
+            if dep == 'smt_mm':
+                continue
+            dep_level, dep_part = _layer(dep)
+            if dep_part != part and dep_level >= level:
+                wrong.append(f'{name} -> {dep}')
+    assert not wrong, wrong
+
+
 def test_models_do_not_import_tool_helpers():
     graph = import_graph()
     tool_helpers = {m
