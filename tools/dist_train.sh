@@ -1,32 +1,10 @@
 #!/usr/bin/env bash
 # Usage: tools/dist_train.sh CONFIG GPUS [train.py args]
-# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT. Without GPUs, GPUS CPU
-# processes train with the gloo backend.
-set -e
-CONFIG=$1
-GPUS=$2
-# GPUS: processes per node (GPUs, or CPU processes without GPUs)
+# GPUS: processes per node (GPUs, or CPU processes that train with the gloo
+# backend). Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT.
+USAGE="tools/dist_train.sh CONFIG GPUS [train.py args]"
 if [ "$#" -lt 2 ]; then
-    echo "usage: tools/dist_train.sh CONFIG GPUS [train.py args]" >&2
+    echo "usage: $USAGE" >&2
     exit 2
 fi
-case "$GPUS" in
-    ''|*[!0-9]*) GPUS=0 BAD=1 ;;
-esac
-if [ -n "${BAD:-}" ] || [ "$((10#$GPUS))" -lt 1 ]; then
-    echo "error: GPUS must be a positive integer (processes per node, e.g. 2), got '$2'; usage: tools/dist_train.sh CONFIG GPUS [train.py args]" >&2
-    exit 2
-fi
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-HERE=$(dirname "$0")
-PYTHONPATH="$HERE/..":${PYTHONPATH:-} \
-exec "${PYTHON:-python}" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$HERE/train.py" "$CONFIG" --launcher pytorch "${@:3}"
+exec bash "$(dirname "$0")/dist_launch.sh" "$USAGE" "$2" train.py 1 "$1" "${@:3}"
