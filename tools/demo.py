@@ -19,9 +19,11 @@ import numpy as np
 from mmengine.registry import DefaultScope
 
 import smt_mm  # noqa: F401
+from smt_mm.apis import class_names, config_dataset_meta
 from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import run_cli
 from smt_mm.utils.config import load_config, task_of
+from smt_mm.visualization.inputs import check_image, check_out_file
 
 
 def parse_args(argv=None):
@@ -55,27 +57,13 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def config_dataset_meta(cfg, registry):
-    """Class names (and palette) of the config's test dataset: its
-    ``metainfo``, else its type's."""
-    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-    while 'dataset' in dataset:  # wrappers such as RepeatDataset
-        dataset = dataset['dataset']
-    metainfo = dataset.get('metainfo')
-    if metainfo and metainfo.get('classes'):
-        return dict(metainfo)
-    dataset_class = registry.get(dataset.get('type')) if isinstance(
-        dataset.get('type'), str) else None
-    return dict(getattr(dataset_class, 'METAINFO', None) or {})
-
-
-def dataset_meta(model, meta, cfg, registry):
+def dataset_meta(model, meta, cfg):
     """Set ``model.dataset_meta``: the checkpoint's, else the config's
     dataset's; returns where the class names came from."""
     if meta.get('dataset_meta'):
         model.dataset_meta = dict(meta['dataset_meta'])
         return 'checkpoint'
-    found = config_dataset_meta(cfg, registry)
+    found = config_dataset_meta(cfg)
     if found.get('classes'):
         model.dataset_meta = found
         return 'config'
@@ -104,7 +92,6 @@ def detect_and_draw(args, cfg):
 
     import mmcv
     from mmdet.apis import inference_detector, init_detector
-    from mmdet.registry import DATASETS
 
     from smt_mm.visualization import samples
     with warnings.catch_warnings(record=True):
@@ -113,7 +100,7 @@ def detect_and_draw(args, cfg):
         # classes are set from the checkpoint or the config below
         model = init_detector(cfg, None, device=args.device)
     meta = set_weights(model, args.checkpoint)
-    source = dataset_meta(model, meta, cfg, DATASETS)
+    source = dataset_meta(model, meta, cfg)
     heads = [
         cfg.model.get('roi_head', {}).get('bbox_head', {}),
         cfg.model.get('bbox_head', {})
@@ -139,12 +126,11 @@ def detect_and_draw(args, cfg):
 def segment_and_draw(args, cfg):
     import mmcv
     from mmseg.apis import inference_model, init_model
-    from mmseg.registry import DATASETS
 
     from smt_mm.visualization import samples
     model = init_model(cfg, None, device=args.device)
     meta = set_weights(model, args.checkpoint)
-    source = dataset_meta(model, meta, cfg, DATASETS)
+    source = dataset_meta(model, meta, cfg)
     check_classes(model, source, cfg.model.decode_head.get('num_classes'))
     result = inference_model(model, args.image)
     image = mmcv.imread(args.image, channel_order='rgb')
@@ -160,35 +146,6 @@ def segment_and_draw(args, cfg):
     return len(np.unique(label_map))
 
 
-def check_image(path):
-    """One line for a file that is not an image mmcv can read."""
-    import mmcv
-    try:
-        readable = mmcv.imread(path) is not None
-    except Exception:  # mmcv raises several types for non-images
-        readable = False
-    if not readable:
-        raise LaunchError(f'{path} is not an image mmcv can read (give a '
-                          'jpg, png, bmp, tif or webp file)')
-
-
-def check_out(image, out, overwrite):
-    """Refuse an ``out`` that is the input image, a folder, or an existing
-    file without ``overwrite``."""
-    if not osp.lexists(out):
-        return
-    if osp.isdir(out):
-        raise LaunchError(f'--out {out} is a folder; name an image file')
-    same = osp.realpath(out) == osp.realpath(image) or (
-        osp.exists(out) and osp.samefile(out, image))
-    if same:
-        raise LaunchError(f'--out {out} is the input image; name another '
-                          'file (the input is never overwritten)')
-    if not overwrite:
-        raise LaunchError(f'--out {out} exists; pass --overwrite to '
-                          'replace it')
-
-
 def set_weights(model, filename):
     """Load ``filename`` into ``model`` (read safely, loaded strictly: a
     wrong file stops with one line instead of a demo of random weights);
@@ -202,27 +159,6 @@ def set_weights(model, filename):
     return meta
 
 
-def class_names(meta, cfg, num_classes):
-    """Class names: the checkpoint's dataset meta, the config's dataset
-    (its ``metainfo``, or its type's, e.g. ImageNet's 1000), else None."""
-    from mmpretrain.registry import DATASETS
-    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-    dataset_type = dataset.get('type')
-    dataset_class = DATASETS.get(dataset_type) if isinstance(
-        dataset_type, str) else None
-    candidates = [
-        (meta.get('dataset_meta') or {}).get('classes'),
-        (dataset.get('metainfo') or {}).get('classes'),
-        dataset.get('classes'),
-        getattr(dataset_class, 'METAINFO', {}).get('classes'),
-    ]
-    for classes in candidates:
-        # names (not a file of them) for every output of the head
-        if isinstance(classes, (list, tuple)) and len(classes) == num_classes:
-            return list(classes)
-    return None
-
-
 def classify_and_draw(args, cfg):
     import mmcv
     from mmpretrain.apis import ImageClassificationInferencer, get_model
@@ -231,7 +167,7 @@ def classify_and_draw(args, cfg):
     model = get_model(cfg, device=args.device)  # weights below, strictly
     meta = set_weights(model, args.checkpoint)
     num_classes = cfg.model.head.num_classes
-    classes = class_names(meta, cfg, num_classes)
+    classes = class_names(cfg, num_classes, meta)
     inferencer = ImageClassificationInferencer(
         model, pretrained=False, device=args.device)
     with contextlib.redirect_stdout(io.StringIO()):  # its progress bar
@@ -261,7 +197,7 @@ def main(argv=None):
     if args.topk < 1:
         raise LaunchError(f'--topk must be at least 1, got {args.topk}')
     check_image(args.image)
-    check_out(args.image, args.out, args.overwrite)
+    check_out_file(args.out, args.image, args.overwrite)
     cfg = load_config(args.config)
     task = task_of(cfg)
     # the config's own registries, whatever scope an earlier caller left set

@@ -6,8 +6,8 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
+from smt_mm.apis import class_names
 from smt_mm.errors import LaunchError
-from smt_mm.utils.config import innermost_dataset, task_of
 
 
 def open_session(path: str):
@@ -70,28 +70,11 @@ def run(session, array: np.ndarray) -> List[np.ndarray]:
     return session.run(None, {name: array})
 
 
-def class_names(cfg, num_classes: int) -> List[str]:
-    """The class names of the config's test dataset.
-
-    Args:
-        cfg (Config): The full config.
-        num_classes (int): The number of classes the model outputs.
-
-    Returns:
-        list[str]: The dataset's metainfo classes, else its type's; the
-        class indices when neither has ``num_classes`` names.
-    """
-    from importlib import import_module
-    dataset = innermost_dataset(
-        (cfg.get('test_dataloader') or {}).get('dataset') or {})
-    classes = (dataset.get('metainfo') or {}).get('classes')
-    if not classes and isinstance(dataset.get('type'), str):
-        registry = import_module(f'{task_of(cfg)}.registry').DATASETS
-        found = registry.get(dataset['type'])
-        classes = getattr(found, 'METAINFO', {}).get('classes')
-    if classes and len(classes) == num_classes:
-        return [str(c) for c in classes]
-    return [str(i) for i in range(num_classes)]
+def output_names(cfg, num_classes: int) -> List[str]:
+    """The class names of the config's test dataset
+    (:func:`smt_mm.apis.class_names`), else the class indices."""
+    return class_names(cfg,
+                       num_classes) or [str(i) for i in range(num_classes)]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -113,7 +96,7 @@ def top_classes(logits: np.ndarray, cfg, topk: int) -> List[Tuple[str, float]]:
         list[tuple]: ``(name, probability)``, most probable first.
     """
     probs = softmax(logits[0].astype(np.float64))
-    names = class_names(cfg, len(probs))
+    names = output_names(cfg, len(probs))
     top = np.argsort(-probs)[:topk]
     return [(names[i], float(probs[i])) for i in top]
 

@@ -6,7 +6,6 @@ from typing import Dict
 
 import numpy as np
 
-from smt_mm.errors import LaunchError
 from smt_mm.utils.config import task_of
 
 
@@ -64,16 +63,6 @@ def preprocessor_settings(cfg) -> Dict:
         pad_size_divisor=int(pre.get('pad_size_divisor') or 1))
 
 
-def _readable_image(path: str) -> bool:
-    """Whether mmcv can decode ``path`` (checked first, so that a bad file
-    fails with one line instead of deep in the pipeline)."""
-    import mmcv
-    try:
-        return mmcv.imread(path) is not None
-    except Exception:  # mmcv raises several types for non-images
-        return False
-
-
 def pipeline_image(cfg, path: str) -> np.ndarray:
     """An image file through the config's test pipeline (annotation
     loading left out), as testing prepares it.
@@ -88,9 +77,8 @@ def pipeline_image(cfg, path: str) -> np.ndarray:
     """
     from mmengine.registry import init_default_scope
 
-    from smt_mm.visualization.inputs import inference_pipeline
-    if not _readable_image(path):
-        raise LaunchError(f'{path} is not an image mmcv can read')
+    from smt_mm.visualization.inputs import check_image, inference_pipeline
+    check_image(path)
     task = task_of(cfg)
     init_default_scope(task)
     data = inference_pipeline(cfg, task)(dict(img_path=path))

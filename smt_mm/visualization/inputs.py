@@ -71,16 +71,40 @@ def _rgb(packed: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(packed.numpy().transpose(1, 2, 0)[..., ::-1])
 
 
-def load_image(cfg, model, path: str) -> NetworkInput:
-    """Run ``path`` through the test pipeline and the data preprocessor."""
+def check_image(path: str) -> None:
+    """One line for a file that is not an image mmcv can read (checked
+    first, so that a bad file does not fail deep in a pipeline)."""
     import mmcv
-    from mmengine.dataset import pseudo_collate
     try:
         readable = mmcv.imread(path) is not None
     except Exception:  # mmcv raises several types for non-images
         readable = False
     if not readable:
-        raise LaunchError(f'cannot read image {path}')
+        raise LaunchError(f'{path} is not an image mmcv can read (give a '
+                          'jpg, png, bmp, tif or webp file)')
+
+
+def check_out_file(out: str, image: str, overwrite: bool) -> None:
+    """Refuse an output picture ``out`` that is a folder, the input
+    ``image``, or an existing file without ``overwrite``."""
+    if not osp.lexists(out):
+        return
+    if osp.isdir(out):
+        raise LaunchError(f'--out {out} is a folder; name an image file')
+    same = osp.realpath(out) == osp.realpath(image) or (
+        osp.exists(out) and osp.samefile(out, image))
+    if same:
+        raise LaunchError(f'--out {out} is the input image; name another '
+                          'file (the input is never overwritten)')
+    if not overwrite:
+        raise LaunchError(f'--out {out} exists; pass --overwrite to '
+                          'replace it')
+
+
+def load_image(cfg, model, path: str) -> NetworkInput:
+    """Run ``path`` through the test pipeline and the data preprocessor."""
+    from mmengine.dataset import pseudo_collate
+    check_image(path)
     data = inference_pipeline(cfg, task_of(cfg))(dict(img_path=path))
     if data is None:
         raise LaunchError(f'the test pipeline dropped {path}')

@@ -6,8 +6,9 @@ legend of the classes shown.
 
 ``tools/test.py --show-dir`` selects them (``ReadableDetVisualizer``,
 ``ReadableSegVisualizer``) through :func:`enable_visualization`; importing
-this module registers them in the mmdet and mmseg visualizer registries. Everything else (backends, saving
-through the visualization hooks) is the parent classes'.
+this module registers them in the mmdet and mmseg visualizer registries.
+Everything else (backends, saving through the visualization hooks) is the
+parent classes'.
 """
 from typing import Optional
 

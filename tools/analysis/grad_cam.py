@@ -22,7 +22,7 @@ import argparse
 import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT)
-from smt_mm.apis import build_model
+from smt_mm.apis import build_model, class_names
 from smt_mm.errors import LaunchError
 from smt_mm.utils.cli import add_cfg_options, run_cli
 from smt_mm.utils.config import load_config, task_of
@@ -51,34 +51,6 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     add_cfg_options(parser)
     return parser.parse_args(argv)
-
-
-def check_out(out, image, overwrite):
-    if osp.isdir(out):
-        raise LaunchError(f'--out {out} is a folder; name a PNG file')
-    if osp.exists(out) and osp.samefile(out, image):
-        raise LaunchError(f'--out {out} is the input image; name another '
-                          'file')
-    if osp.exists(out) and not overwrite:
-        raise LaunchError(f'--out {out} exists; pass --overwrite to replace '
-                          'it')
-
-
-def class_names(cfg, checkpoint_meta, num_classes):
-    """The checkpoint's class names, else the config dataset's, else
-    None."""
-    from mmpretrain.registry import DATASETS
-    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-    dataset_type = dataset.get('type')
-    dataset_class = DATASETS.get(dataset_type) if isinstance(
-        dataset_type, str) else None
-    for classes in ((checkpoint_meta.get('dataset_meta')
-                     or {}).get('classes'), (dataset.get('metainfo')
-                                             or {}).get('classes'),
-                    getattr(dataset_class, 'METAINFO', {}).get('classes')):
-        if isinstance(classes, (list, tuple)) and len(classes) == num_classes:
-            return [str(c) for c in classes]
-    return None
 
 
 def pick_class(target, classes, num_classes):
@@ -174,7 +146,7 @@ def main(argv=None):
     import torch
     args = parse_args(argv)
     inputs.check_files(args.checkpoint, args.image)
-    check_out(args.out, args.image, args.overwrite)
+    inputs.check_out_file(args.out, args.image, args.overwrite)
     cfg, model, meta, sample = load(args)
     if not args.target_layers:
         args.target_layers = [default_target(model, sample.inputs)]
@@ -182,7 +154,7 @@ def main(argv=None):
     with torch.no_grad():
         probs = model(sample.inputs.to(args.device), mode='tensor').softmax(-1)
     num_classes = probs.shape[-1]
-    classes = class_names(cfg, meta, num_classes)
+    classes = class_names(cfg, num_classes, meta)
 
     def name(i):
         return classes[i] if classes else f'class {i}'

@@ -26,7 +26,7 @@ import argparse
 import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT's configs)
-from smt_mm.deployment.onnx_runtime import (class_names, draw_label_map,
+from smt_mm.deployment.onnx_runtime import (output_names, draw_label_map,
                                             label_shares, open_session, run,
                                             top_classes)
 from smt_mm.deployment.preprocessing import (normalise, pipeline_image,
@@ -59,7 +59,7 @@ def segmentation(seg_logits, cfg, image, args):
     """The classes of the label map and their shares; drawn beside the
     image with ``--out``."""
     label_map = seg_logits[0].argmax(0)
-    names = class_names(cfg, seg_logits.shape[1])
+    names = output_names(cfg, seg_logits.shape[1])
     shares = label_shares(label_map, names)
     if args.out:
         draw_label_map(image, label_map, names, osp.basename(args.image),
