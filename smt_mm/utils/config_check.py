@@ -48,6 +48,30 @@ def check_model_config(cfg: Config) -> None:
     for path, node, node_scope in walk_dicts(model, 'model', scope):
         if isinstance(node.get('type'), str):
             _check_type(node, path, node_scope)
+    if scope == 'mmseg':
+        _check_segmentor_pretrained(cfg)
+
+
+def _check_segmentor_pretrained(cfg: Config) -> None:
+    """mmseg's segmentors hand ``model.pretrained`` to the backbone: check
+    it as SMT's ``pretrained`` argument."""
+    from smt_mm.models import SMT
+    pretrained = cfg.model.get('pretrained')
+    backbone = smt_backbone(cfg)
+    if pretrained is None or backbone is None:
+        return
+    if backbone.get('pretrained') is not None:
+        raise LaunchError(
+            'model.pretrained and model.backbone.pretrained are both set '
+            '(mmseg passes model.pretrained to the backbone): keep one')
+    kwargs = {
+        k: v
+        for k, v in backbone.items() if k not in ('type', '_scope_')
+    }
+    try:
+        SMT.check_args(**kwargs, pretrained=pretrained)
+    except SMTError as err:
+        raise type(err)(f'model.pretrained: {err}') from None
 
 
 def _check_type(node: dict, path: str, scope: str) -> None:

@@ -61,6 +61,18 @@ def test_smt_values_are_checked_before_building(key, value, fragment):
     assert fragment in str(err.value)
 
 
+def test_segmentor_pretrained_is_checked_as_the_backbones():
+    """mmseg hands model.pretrained to the backbone: checked as SMT's."""
+    with pytest.raises(SMTConfigTypeError, match='^model.pretrained: SMT: '):
+        load_config(SEG, {'model.pretrained': 5})
+    with pytest.raises(LaunchError, match='both set'):
+        load_config(SEG, {
+            'model.pretrained': 'a.pth',
+            'model.backbone.pretrained': 'b.pth'
+        })
+    assert load_config(SEG, {'model.pretrained': 'a.pth'}).model.pretrained
+
+
 def test_check_can_be_skipped():
     cfg = load_config(QUICKSTART, {'model.backbone.type': 'SMTT'}, check=False)
     assert cfg.model.backbone.type == 'SMTT'
