@@ -13,6 +13,8 @@ parent classes'.
 from typing import Optional
 
 import numpy as np
+from mmdet.engine.hooks import DetVisualizationHook
+from mmdet.registry import HOOKS as DET_HOOKS
 from mmdet.registry import VISUALIZERS as DET_VISUALIZERS
 from mmdet.visualization import DetLocalVisualizer
 from mmseg.registry import VISUALIZERS as SEG_VISUALIZERS
@@ -187,6 +189,8 @@ def enable_visualization(cfg,
             interval=interval)
         return
     hook.update(draw=True, show=show, wait_time=wait_time, interval=interval)
+    if task == 'mmdet':
+        hook.type = 'IntervalDetVisualizationHook'
     # readable pictures: titled panels, small images enlarged, a legend
     cfg.visualizer.type = READABLE[task]
     if show_dir is None:
@@ -196,3 +200,15 @@ def enable_visualization(cfg,
         hook.test_out_dir = show_dir
     else:
         cfg.visualizer.save_dir = show_dir
+
+
+@DET_HOOKS.register_module()
+class IntervalDetVisualizationHook(DetVisualizationHook):
+    """mmdet's visualization hook drawing every ``interval``-th test batch,
+    as mmseg's and mmpretrain's hooks do (mmdet's draws every test image
+    whatever its interval)."""
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch: dict,
+                        outputs) -> None:
+        if self.every_n_inner_iters(batch_idx, self.interval):
+            super().after_test_iter(runner, batch_idx, data_batch, outputs)

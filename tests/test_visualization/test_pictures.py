@@ -116,3 +116,27 @@ def test_segmentation_picture_has_distinct_colours_and_legend(monkeypatch):
     colours = samples.class_colours(4, visualizer.dataset_meta['palette'])
     assert samples._distinct(colours)
     assert not samples._distinct(visualizer.dataset_meta['palette'])
+
+
+def test_detection_test_draws_every_interval_th_batch(monkeypatch):
+    """tools/test.py --interval N: mmdet's own hook would draw every test
+    image; the configured one draws every N-th batch."""
+    from helpers import QUICKSTART
+    from mmdet.engine.hooks import DetVisualizationHook
+    from mmdet.registry import HOOKS
+    from mmengine.registry import DefaultScope
+    from mmengine.visualization import Visualizer
+
+    from smt_mm.utils.config import load_config
+    from smt_mm.visualization.visualizers import enable_visualization
+    Visualizer.get_instance('interval_test')  # the hook draws with it
+    cfg = load_config(QUICKSTART)
+    enable_visualization(cfg, 'mmdet', None, interval=3)
+    drawn = []
+    monkeypatch.setattr(DetVisualizationHook, 'after_test_iter',
+                        lambda self, runner, i, batch, out: drawn.append(i))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        hook = HOOKS.build(cfg.default_hooks.visualization)
+    for batch_idx in range(7):
+        hook.after_test_iter(None, batch_idx, None, [])
+    assert drawn == [2, 5]
