@@ -46,3 +46,11 @@ def test_one_card_per_model_with_its_numbers_and_weights(task):
         pretrained = (model.get('Metadata') or {}).get('Pretrained')
         if pretrained and not weights:
             assert f'`{pretrained}`' in card, model['Name']
+
+
+@pytest.mark.parametrize('task', ['cls', 'det', 'seg'])
+def test_collections_point_at_the_model_cards(task):
+    with open(osp.join(REPO, 'configs', task, 'metafile.yml')) as f:
+        collections = yaml.safe_load(f)['Collections']
+    for collection in collections:
+        assert collection['README'] == f'configs/{task}/README.md'
