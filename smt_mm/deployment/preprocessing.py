@@ -75,13 +75,9 @@ def pipeline_image(cfg, path: str) -> np.ndarray:
         np.ndarray: (3, H, W) uint8 in the loader's channel order (BGR
         with mmcv).
     """
-    from mmengine.registry import init_default_scope
-
     from smt_mm.visualization.inputs import check_image, inference_pipeline
     check_image(path)
-    task = task_of(cfg)
-    init_default_scope(task)
-    data = inference_pipeline(cfg, task)(dict(img_path=path))
+    data = inference_pipeline(cfg, task_of(cfg))(dict(img_path=path))
     return data['inputs'].numpy()
 
 

@@ -59,11 +59,14 @@ def inference_pipeline(cfg, task: str):
     if not pipeline:
         raise LaunchError('the config has no test pipeline '
                           '(test_dataloader.dataset.pipeline)')
+    from mmengine.registry import DefaultScope
     registry = import_module(f'{task}.registry').TRANSFORMS
-    return Compose([
-        registry.build(t) for t in pipeline
-        if 'Annotations' not in t['type'].split('.')[-1]
-    ])
+    # the registry builds in the default scope's registry: the task's
+    with DefaultScope.overwrite_default_scope(task):
+        return Compose([
+            registry.build(t) for t in pipeline
+            if 'Annotations' not in t['type'].split('.')[-1]
+        ])
 
 
 def _rgb(packed: torch.Tensor) -> np.ndarray:

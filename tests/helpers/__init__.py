@@ -17,8 +17,8 @@ OFFICIAL = os.environ.get(
     osp.join(osp.dirname(REPO), 'shared', 'official', 'models_smt.py'))
 # Official-format checkpoint of a small SMT and the official code's outputs
 # for it (written by tools/misc/make_official_fixture.py).
-FIXTURES = os.environ.get(
-    'SMT_FIXTURES', osp.join(REPO, 'tests', 'data', 'official_fixture'))
+FIXTURES = os.environ.get('SMT_FIXTURES',
+                          osp.join(REPO, 'tests', 'data', 'official_fixture'))
 sys.path.insert(0, REPO)
 # tests import some analysis tools (plot_logs, erf, ...) as modules
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))

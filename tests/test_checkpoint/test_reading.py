@@ -170,10 +170,15 @@ def numpy_attack(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('attack', ['code', 'numpy', 'stride0', 'deflate'])
-def test_tools_refuse_code_with_one_line(evil, tmp_path, attack):
+@pytest.mark.parametrize('tool,attack', [('resume', 'code'),
+                                         ('load_from', 'numpy'),
+                                         ('test', 'stride0'),
+                                         ('convert', 'deflate')])
+def test_tools_refuse_code_with_one_line(evil, tmp_path, tool, attack):
     """tools/train.py --resume, load_from, tools/test.py CHECKPOINT and
-    tools/convert_official.py refuse code and memory bombs."""
+    tools/convert_official.py refuse code and memory bombs. Each command
+    line takes one kind of file: all of them read through the same
+    ``read_checkpoint``, which the in-process tests try with every kind."""
     path, marker = evil
     if attack == 'numpy':
         path = numpy_attack(tmp_path)
@@ -181,23 +186,24 @@ def test_tools_refuse_code_with_one_line(evil, tmp_path, attack):
         path = write_attacks(tmp_path / 'bombs', megabytes=64)[attack]
     config = write_tiny_det_config(tmp_path / 'data', num_train=2)
     work = str(tmp_path / 'work')
-    runs = [
+    args = {
+        'resume':
         ['tools/train.py', config, '--work-dir', work, '--resume', path],
-        [
+        'load_from': [
             'tools/train.py', config, '--work-dir', work, '--cfg-options',
             f'load_from={path}'
         ],
-        ['tools/test.py', config, path, '--work-dir', work],
+        'test': ['tools/test.py', config, path, '--work-dir', work],
+        'convert':
         ['tools/convert_official.py', path,
          str(tmp_path / 'out.pth')],
-    ]
-    for args in runs:
-        rc, output, stderr = run_cli(args)
-        assert rc == 1, output[-3000:]
-        assert 'Traceback' not in output
-        last = stderr.strip().splitlines()[-1]
-        assert last.startswith(f'error: refused to load checkpoint {path} '
-                               'for safety'), last
+    }[tool]
+    rc, output, stderr = run_cli(args)
+    assert rc == 1, output[-3000:]
+    assert 'Traceback' not in output
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f'error: refused to load checkpoint {path} '
+                           'for safety'), last
     assert not marker.exists()
     assert not (tmp_path / 'out.pth').exists()
 

@@ -1,19 +1,32 @@
 """UPerNet + SMT-T learns the synthetic ADE20K-format data from scratch
-(the full default run, about 6 minutes on 2 cores), evaluates with and
-without TTA through tools/test.py, and draws an overlay with tools/demo.py.
-"""
+(a shortened run of the config: 250 of its 600 iterations), evaluates
+with and without TTA through tools/test.py, and draws an overlay with
+tools/demo.py."""
 import json
 import sys
 
 import pytest
-from helpers import data_root_options, run_tool
+from helpers import REPO, data_root_options, run_tool
 
 from smt_mm.utils.synthetic_ade import make_synthetic_ade
 
 pytestmark = pytest.mark.slow
 CONFIG = 'configs/seg/smt_t_upernet_synth.py'
-# Measured 91.67 mIoU (single scale) for the full run; the bar leaves room.
-MIOU_BAR = 70.0
+ITERS = 250
+# The config's schedule, shortened: 250 iterations measured 67.9 mIoU on a
+# 2-core CPU (the full 600, 91.7); the bar stays far above the 4-class
+# chance level and leaves room for other machines' rounding.
+SHORT = f"""_base_ = [{REPO + '/' + CONFIG!r}]
+train_cfg = dict(max_iters={ITERS}, val_interval={ITERS})
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=50),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=50, end={ITERS},
+         by_epoch=False),
+]
+default_hooks = dict(checkpoint=dict(interval={ITERS}))
+"""
+MIOU_BAR = 50.0
 
 
 def test_synthetic_segmentation_learns_and_evaluates(tmp_path):
@@ -21,11 +34,14 @@ def test_synthetic_segmentation_learns_and_evaluates(tmp_path):
     make_synthetic_ade(str(data))
     roots = data_root_options(data)
     work = tmp_path / 'work'
+    config = tmp_path / 'short.py'
+    config.write_text(SHORT)
     run_tool([
-        sys.executable, 'tools/train.py', CONFIG, '--work-dir',
+        sys.executable, 'tools/train.py',
+        str(config), '--work-dir',
         str(work), '--cfg-options', *roots
     ])
-    checkpoint = work / 'iter_600.pth'
+    checkpoint = work / f'iter_{ITERS}.pth'
     assert checkpoint.is_file()
     for extra in ([], ['--tta']):
         metrics_file = tmp_path / f'metrics{len(extra)}.json'

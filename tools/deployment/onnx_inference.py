@@ -26,8 +26,8 @@ import argparse
 import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT's configs)
-from smt_mm.deployment.onnx_runtime import (output_names, draw_label_map,
-                                            label_shares, open_session, run,
+from smt_mm.deployment.onnx_runtime import (draw_label_map, label_shares,
+                                            open_session, output_names, run,
                                             top_classes)
 from smt_mm.deployment.preprocessing import (normalise, pipeline_image,
                                              preprocessor_settings)
