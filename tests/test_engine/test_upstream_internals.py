@@ -19,7 +19,13 @@ Where each one is used:
 * ``state_dict._metadata`` -- versioned key upgrades of SMT;
 * the text of torch's weights-only refusal -- told from a damaged file;
 * numpy's pickled dtype state layout -- the safe unpickler's dtype check;
-* ``mmcv._ext`` -- selfcheck names the compiled ops library.
+* ``mmcv._ext`` -- selfcheck names the compiled ops library;
+* the progress keys of mmengine's parameter schedulers' state -- the resume
+  check tells a changed schedule from progress;
+* ``OptimizedModule._orig_mod`` -- the benchmark reads a compiled side's
+  gradients from the eager module;
+* ``timm.models._features.feature_take_indices`` -- the timm entry's
+  ``forward_intermediates``.
 """
 import importlib.util
 import inspect
@@ -107,3 +113,36 @@ def test_numpy_dtype_state_layout():
 
 def test_mmcv_ops_library():
     assert importlib.util.find_spec('mmcv._ext') is not None
+
+
+def test_scheduler_progress_keys():
+    from mmengine.optim import CosineAnnealingLR, LinearLR
+
+    from smt_mm.engine.resume_check import SCHEDULER_PROGRESS
+    for make in (lambda opt: LinearLR(opt, start_factor=0.1, end=5),
+                 lambda opt: CosineAnnealingLR(opt, T_max=10)):
+        params = [torch.zeros(1, requires_grad=True)]
+        fresh = make(torch.optim.SGD(params, lr=0.1)).state_dict()
+        optimizer = torch.optim.SGD(params, lr=0.1)
+        scheduler = make(optimizer)
+        for _ in range(3):
+            optimizer.step()
+            scheduler.step()
+        stepped = scheduler.state_dict()
+        changed = {
+            k
+            for k in set(fresh) | set(stepped)
+            if fresh.get(k) != stepped.get(k)
+        }
+        assert changed and changed <= set(SCHEDULER_PROGRESS), changed
+
+
+def test_compiled_module_keeps_the_eager_one():
+    model = nn.Linear(2, 2)
+    assert torch.compile(model)._orig_mod is model  # compiles lazily
+
+
+def test_timm_feature_indices():
+    features = pytest.importorskip('timm.models._features')
+    indices, last = features.feature_take_indices(4, (1, 3))
+    assert list(indices) == [1, 3] and last == 3
