@@ -10,7 +10,7 @@ from helpers import REPO, data_root_options, run_tool
 
 from smt_mm.utils.synthetic_ade import make_synthetic_ade
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.long
 CONFIG = 'configs/seg/smt_t_upernet_synth.py'
 ITERS = 250
 # The config's schedule, shortened: 250 iterations measured 67.9 mIoU on a
