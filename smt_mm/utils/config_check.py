@@ -55,7 +55,6 @@ def check_model_config(cfg: Config) -> None:
 def _check_segmentor_pretrained(cfg: Config) -> None:
     """mmseg's segmentors hand ``model.pretrained`` to the backbone: check
     it as SMT's ``pretrained`` argument."""
-    from smt_mm.models import SMT
     pretrained = cfg.model.get('pretrained')
     backbone = smt_backbone(cfg)
     if pretrained is None or backbone is None:
@@ -64,14 +63,7 @@ def _check_segmentor_pretrained(cfg: Config) -> None:
         raise LaunchError(
             'model.pretrained and model.backbone.pretrained are both set '
             '(mmseg passes model.pretrained to the backbone): keep one')
-    kwargs = {
-        k: v
-        for k, v in backbone.items() if k not in ('type', '_scope_')
-    }
-    try:
-        SMT.check_args(**kwargs, pretrained=pretrained)
-    except SMTError as err:
-        raise type(err)(f'model.pretrained: {err}') from None
+    _check_smt_args(backbone, 'model.pretrained', pretrained=pretrained)
 
 
 def _check_type(node: dict, path: str, scope: str) -> None:
@@ -88,14 +80,18 @@ def _check_type(node: dict, path: str, scope: str) -> None:
             'custom_imports)')
     from smt_mm.models import SMT
     if obj is SMT:
-        kwargs = {
-            k: v
-            for k, v in node.items() if k not in ('type', '_scope_')
-        }
-        try:
-            SMT.check_args(**kwargs)
-        except SMTError as err:
-            raise type(err)(f'{path}: {err}') from None
+        _check_smt_args(node, path)
+
+
+def _check_smt_args(node: dict, path: str, **extra) -> None:
+    """``SMT.check_args`` on the arguments of an SMT config dict (and
+    ``extra`` ones handed to it by its parent); errors name ``path``."""
+    from smt_mm.models import SMT
+    kwargs = {k: v for k, v in node.items() if k not in ('type', '_scope_')}
+    try:
+        SMT.check_args(**kwargs, **extra)
+    except SMTError as err:
+        raise type(err)(f'{path}: {err}') from None
 
 
 def _registries(scope) -> Optional[Dict[str, Registry]]:
