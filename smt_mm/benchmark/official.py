@@ -29,6 +29,7 @@ import torch.nn as nn
 from mmcv.cnn.bricks import DropPath
 
 from smt_mm.checkpoint import describe_mismatch
+from smt_mm.errors import LaunchError
 from smt_mm.models.utils.ckpt_convert import convert_official_state_dict
 
 # official factory name of each preset
@@ -114,6 +115,9 @@ def load_official_module(path: str) -> types.ModuleType:
             f'official SMT model file not found: {path} (pass the path of '
             "the official repository's models/smt.py)")
     spec = importlib.util.spec_from_file_location('_official_smt', path)
+    if spec is None:  # no loader for this file name (not *.py)
+        raise LaunchError(f'{path} is not a Python file: pass the official '
+                          "repository's models/smt.py")
     module = importlib.util.module_from_spec(spec)
     with _stubbed_imports():
         spec.loader.exec_module(module)

@@ -50,3 +50,11 @@ def test_official_and_ours_agree_on_the_same_weights(official_file):
     assert list(report) == ['official']
     assert report['official']['max_abs_feature_diff'] < 1e-4, report
     assert report['official']['max_rel_grad_diff'] < 1e-3, report
+
+
+def test_a_file_python_cannot_load_is_one_line(tmp_path):
+    from smt_mm.errors import LaunchError
+    path = tmp_path / 'README.md'
+    path.write_text('# not code\n')
+    with pytest.raises(LaunchError, match='is not a Python file'):
+        load_official_module(str(path))
