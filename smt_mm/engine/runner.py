@@ -8,7 +8,7 @@ from typing import Optional
 
 from mmengine.config import Config
 from mmengine.dist import master_only
-from mmengine.logging import print_log
+from mmengine.logging import MMLogger, print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -71,6 +71,22 @@ class SMTRunner(Runner):
             if redacted is not plain:
                 cfg = Config(redacted, filename=cfg.filename)
         self._redacted_cfg = cfg
+
+    @property
+    def _experiment_name(self) -> str:
+        return self.__dict__['_smt_experiment_name']
+
+    @_experiment_name.setter
+    def _experiment_name(self, name: str) -> None:
+        # mmengine names a run's logger, message hub and default scope after
+        # the config and the second the runner was built in: a second runner
+        # built within that second in this process would get the first one's
+        # logger and write its log into the first run's folder.
+        unique, count = name, 1
+        while MMLogger.check_instance_created(unique):
+            count += 1
+            unique = f'{name}_{count}'
+        self.__dict__['_smt_experiment_name'] = unique
 
     @master_only
     def dump_config(self) -> None:

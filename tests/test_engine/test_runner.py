@@ -196,3 +196,24 @@ def test_tta_wrapper_loads_into_the_model_it_wraps():
     apply_checkpoint(
         SegTTAModel(module=inner), {'state_dict': source}, 'seg.pth')
     assert torch.equal(inner.head.weight, torch.ones(2, 2))
+
+
+def test_runners_built_in_the_same_second_log_into_their_own_folders(
+        tmp_path, monkeypatch):
+    # mmengine names a run's logger after the config and the second: two
+    # runners of one config built within a second must still log apart
+    import mmengine.runner.runner as mmengine_runner
+    monkeypatch.setattr(mmengine_runner.time, 'strftime',
+                        lambda *args: '20260101_000000')
+    logs = {}
+    for name in ('first', 'second'):
+        runner = classifier_runner(tmp_path / name, MINI_ARCH, 10)
+        runner.logger.info(f'marker of the {name} run')
+        logs[name] = osp.join(runner.log_dir, f'{runner.timestamp}.log')
+    assert osp.dirname(logs['first']) != osp.dirname(logs['second'])
+    for name, path in logs.items():
+        with open(path) as f:
+            text = f.read()
+        other = 'second' if name == 'first' else 'first'
+        assert f'marker of the {name} run' in text
+        assert f'marker of the {other} run' not in text

@@ -104,17 +104,21 @@ def test_refuses_a_torch_outside_the_supported_range(tmp_path):
 
 
 def test_keeps_a_supported_torch_and_asks_for_its_torchvision(tmp_path):
-    # torch 2.11.0 "installed" (metadata ahead of this interpreter's
-    # torch), no torchvision 0.26: the script keeps that torch and asks pip
-    # for torchvision 0.26, which the empty wheelhouse does not have.
-    python = _venv(tmp_path / 'venv', fake=[('torch', '2.11.0')])
+    # A supported torch other than this environment's "installed"
+    # (metadata ahead of this interpreter's torch), without its torchvision:
+    # the script keeps that torch and asks pip for its torchvision, which
+    # the empty wheelhouse does not have.
+    own = importlib.metadata.version('torch').split('+')[0]
+    torch = '2.12.0' if own.startswith('2.11.') else '2.11.0'
+    vision = '0.27' if torch == '2.12.0' else '0.26'
+    python = _venv(tmp_path / 'venv', fake=[('torch', torch)])
     (tmp_path / 'wheels').mkdir()
     proc = _install(python, _offline_env(WHEELHOUSE=str(tmp_path / 'wheels')))
     assert proc.returncode == 1
-    assert 'keeping the installed torch 2.11.0 (supported: 2.11-2.13)' \
+    assert f'keeping the installed torch {torch} (supported: 2.11-2.13)' \
         in proc.stdout
-    assert 'Requirement already satisfied: torch==2.11.0' in proc.stdout
-    assert 'No matching distribution found for torchvision==0.26.*' \
+    assert f'Requirement already satisfied: torch=={torch}' in proc.stdout
+    assert f'No matching distribution found for torchvision=={vision}.*' \
         in proc.stderr
     assert 'Looking in indexes' not in proc.stdout + proc.stderr
 
