@@ -57,7 +57,9 @@ def check_container(source: BinaryIO, filename: str) -> None:
     """
     head = source.read(4)
     source.seek(0)
-    if not zipfile.is_zipfile(source):
+    # The format is what the file starts with: zipfile would also accept a
+    # legacy pickle with an archive appended (it reads from the end).
+    if head != _ZIP_MAGIC or not zipfile.is_zipfile(source):
         source.seek(0)
         if head[:1] == b'\x80':  # a pickle protocol opcode
             raise _unsafe(
@@ -129,7 +131,7 @@ def check_tensors(obj: Any, filename: str) -> None:
     """
     storages: Dict[Tuple[int, int], int] = {}
     claimed = 0
-    for path, tensor in _tensors(obj, ''):
+    for path, tensor in _tensors(obj, '', set()):
         _check_kind(tensor, path, filename)
         storage = tensor.untyped_storage()
         size = tensor.numel() * tensor.element_size()
@@ -164,16 +166,23 @@ def _check_kind(tensor: torch.Tensor, path: str, filename: str) -> None:
             'weights holds dense tensors only')
 
 
-def _tensors(obj: Any, path: str):
-    """(key path, tensor) pairs; containers are walked (their depth was
-    bounded when the file was read)."""
+def _tensors(obj: Any, path: str, seen: set):
+    """(key path, tensor) pairs; containers are walked once each, however
+    often the file refers to them (``[x, x]`` nested 60 deep would
+    otherwise be 2**60 visits), and their depth was bounded when the file
+    was read."""
     if isinstance(obj, torch.Tensor):
         yield path, obj
-    elif isinstance(obj, dict):
+        return
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, dict):
         for key, value in obj.items():
-            yield from _tensors(value, f'{path}.{key}' if path else str(key))
+            yield from _tensors(value, f'{path}.{key}' if path else str(key),
+                                seen)
     elif isinstance(obj, (list, tuple, set, frozenset)):
         for i, value in enumerate(obj):
-            yield from _tensors(value, f'{path}[{i}]')
+            yield from _tensors(value, f'{path}[{i}]', seen)
     elif type(obj).__name__ == 'HistoryBuffer':
-        yield from _tensors(vars(obj), path)
+        yield from _tensors(vars(obj), path, seen)

@@ -20,6 +20,7 @@ scripts. Importing ``smt_mm`` changes nothing.
 import hashlib
 import io
 import logging
+import math
 import os
 import os.path as osp
 import pickle
@@ -36,6 +37,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 from smt_mm.errors import (CheckpointLoadError, CorruptCheckpointError,
                            UnsafeCheckpointError)
+from smt_mm.files import file_problem
 from .budget import check_container, check_tensors
 from .unpickler import materialize
 from .unpickler import safe_globals as allowed_globals
@@ -104,8 +106,12 @@ def read_checkpoint(filename: str, map_location='cpu') -> Any:
 
 def _read_local(filename: str, map_location) -> Any:
     path = osp.expanduser(filename)
-    if not osp.isfile(path):
+    problem = file_problem(path)
+    if problem == 'not found':
         raise CheckpointLoadError(f'checkpoint file not found: {filename}')
+    if problem:
+        raise CheckpointLoadError(
+            f'checkpoint {filename} is {problem}, not a checkpoint file')
     return safe_load(path, filename, map_location)
 
 
@@ -282,11 +288,17 @@ def redact_urls(obj: Any) -> Any:
 
 def _max_download_bytes() -> int:
     mib = os.environ.get(MAX_DOWNLOAD_ENV, '')
+    if not mib:
+        return _MAX_DOWNLOAD_BYTES
     try:
-        return int(float(mib) * (1 << 20)) if mib else _MAX_DOWNLOAD_BYTES
+        limit = float(mib)
     except ValueError:
+        limit = float('nan')
+    if not math.isfinite(limit) or limit <= 0:
         raise CheckpointLoadError(
-            f'{MAX_DOWNLOAD_ENV}={mib!r} is not a number of MiB') from None
+            f'{MAX_DOWNLOAD_ENV}={mib!r} is not a positive number of MiB '
+            '(e.g. 8192)')
+    return int(limit * (1 << 20))
 
 
 def _download(url: str, path: str) -> None:

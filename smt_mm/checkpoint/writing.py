@@ -17,6 +17,8 @@ from typing import Iterator, List, Tuple, Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
+from smt_mm.files import file_problem
+
 ATOMIC_BACKEND = 'smt_atomic_local'
 # .<file name>.<12 hex digits>.tmp: hidden, never matched by *.pth
 _TMP_PATTERN = '.*.pth.' + '?' * 12 + '.tmp'
@@ -101,7 +103,10 @@ def complete_checkpoints(folder: str,
                          verify_data: bool = False) -> Iterator[str]:
     """The complete ``*.pth`` files of ``folder``, newest first (see
     :func:`is_complete_checkpoint` for ``verify_data``)."""
-    found = glob.glob(osp.join(glob.escape(folder), '*.pth'))
+    found = [
+        path for path in glob.glob(osp.join(glob.escape(folder), '*.pth'))
+        if file_problem(path) is None
+    ]
     for path in sorted(found, key=osp.getmtime, reverse=True):
         if is_complete_checkpoint(path, verify_data):
             yield path
@@ -113,8 +118,11 @@ def is_complete_checkpoint(path: str, verify_data: bool = False) -> bool:
     A truncated zip has no central directory at its end, so opening it
     fails. With ``verify_data`` every record is also read and checked
     against the CRC-32 that ``torch.save`` stores (damage inside a file
-    that torch itself would load without noticing).
+    that torch itself would load without noticing). Anything but a regular
+    file (a FIFO would block the reader) is not a checkpoint.
     """
+    if file_problem(path) is not None:
+        return False
     try:
         with zipfile.ZipFile(path) as archive:
             if not archive.namelist():

@@ -28,7 +28,7 @@ warning (their history only feeds smoothed log values).
 """
 from collections import deque
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -68,25 +68,46 @@ def to_plain(obj: Any) -> Any:
     return _map_container(obj, to_plain)
 
 
-def from_plain(obj: Any) -> Any:
+def from_plain(obj: Any, _memo: Optional[dict] = None) -> Any:
     """The inverse of :func:`to_plain`: tagged dicts become message hub
     buffers, numpy arrays and scalars, deques again; anything else is
-    returned as it is (checkpoints written before stay loadable)."""
+    returned as it is (checkpoints written before stay loadable).
+
+    Each container is converted once however often the file refers to it
+    (a file can nest ``[x, x]`` to make a naive walk exponential).
+    """
+    memo = {} if _memo is None else _memo
+    if id(obj) in memo:
+        return memo[id(obj)]
+    result = _from_plain(obj, lambda value: from_plain(value, memo))
+    memo[id(obj)] = result
+    return result
+
+
+def _from_plain(obj: Any, convert) -> Any:
     if isinstance(obj, dict):
         kind = obj.get(TAG)
         if kind == 'HistoryBuffer':
-            buffer = HistoryBuffer(max_length=obj['max_length'])
-            buffer._log_history = from_plain(obj['log_history'])
-            buffer._count_history = from_plain(obj['count_history'])
+            buffer = HistoryBuffer(max_length=_max_length(obj['max_length']))
+            buffer._log_history = convert(obj['log_history'])
+            buffer._count_history = convert(obj['count_history'])
             return buffer
         if kind == 'ndarray':
             return _array(obj)
         if kind == 'numpy_scalar':
             return _array(obj)[()]
         if kind == 'deque':
-            return deque((from_plain(v) for v in obj['items']),
-                         maxlen=obj['maxlen'])
-    return _map_container(obj, from_plain)
+            return deque((convert(v) for v in obj['items']),
+                         maxlen=_max_length(obj['maxlen'], optional=True))
+    return _map_container(obj, convert)
+
+
+def _max_length(value, optional=False):
+    if optional and value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f'max_length {value!r} is not a positive integer')
+    return value
 
 
 def _map_container(obj: Any, fn) -> Any:
@@ -118,10 +139,20 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def _array(entry: dict) -> np.ndarray:
+    """The numpy array of a stored entry; only the plain numeric dtypes
+    :func:`to_plain` writes are rebuilt (a dtype such as ``<U100000`` would
+    turn a few bytes of tensor into gigabytes of strings)."""
     data = entry['data']
     if not isinstance(data, torch.Tensor):
         raise TypeError(f'{TAG} {entry[TAG]} entry without tensor data')
-    return data.numpy().astype(np.dtype(entry['dtype']), copy=True)
+    code = entry['dtype']
+    dtype = np.dtype(code) if isinstance(code, str) and len(code) < 8 \
+        else None
+    if dtype is None or dtype.kind not in _NUMERIC_KINDS or \
+            dtype.itemsize > 16:
+        raise TypeError(f'{TAG} {entry[TAG]} entry of dtype {code!r:.20}, '
+                        'not a plain numeric one')
+    return data.numpy().astype(dtype, copy=True)
 
 
 class PlainCheckpointHook(Hook):

@@ -19,6 +19,7 @@ from smt_mm.checkpoint import (ATOMIC_BACKEND, complete_checkpoints,
                                remove_stale_temporaries, safe_loading)
 from smt_mm.errors import (CheckpointLoadError, CorruptCheckpointError,
                            LaunchError)
+from smt_mm.files import file_problem
 from smt_mm.models.utils import apply_checkpoint
 from .config_dump import dump_config
 from .plain_checkpoint import from_plain, plain_checkpoint_saving
@@ -181,7 +182,8 @@ class SMTRunner(Runner):
 def _check_intact(filename: str) -> None:
     """Refuse a local zip checkpoint whose records fail their CRC check
     (torch would load the damaged tensors without noticing)."""
-    if '://' not in filename and zipfile.is_zipfile(filename) and \
+    if '://' not in filename and file_problem(filename) is None and \
+            zipfile.is_zipfile(filename) and \
             not is_complete_checkpoint(filename, verify_data=True):
         raise CorruptCheckpointError(
             f'checkpoint {filename} is damaged (a record fails its CRC '

@@ -9,6 +9,7 @@ from typing import Optional
 from mmengine.config import Config
 
 from smt_mm.errors import LaunchError
+from smt_mm.files import file_problem, read_small_text
 
 
 def set_resume(cfg: Config, resume: Optional[str]) -> None:
@@ -18,13 +19,25 @@ def set_resume(cfg: Config, resume: Optional[str]) -> None:
         return
     cfg.resume = True
     if resume != 'auto':
-        if not osp.isfile(resume):
+        problem = file_problem(resume)
+        if problem == 'not found':
             raise LaunchError(f'--resume checkpoint not found: {resume}')
+        if problem:
+            raise LaunchError(f'--resume checkpoint {resume} is {problem}, '
+                              'not a checkpoint file')
         cfg.load_from = resume
         return
     latest = latest_complete_checkpoint(cfg.work_dir)
     if latest is not None:
         cfg.load_from = latest
+    else:  # nothing to resume (mmengine would read last_checkpoint itself)
+        cfg.resume = False
+        from mmengine.logging import print_log
+        print_log(
+            f'--resume: no complete checkpoint in {cfg.work_dir}; training '
+            'starts from the beginning',
+            logger='current',
+            level=logging.WARNING)
 
 
 def latest_complete_checkpoint(work_dir: str) -> Optional[str]:
@@ -42,10 +55,9 @@ def latest_complete_checkpoint(work_dir: str) -> Optional[str]:
     if not osp.isdir(work_dir):
         return None
     named = None
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(pointer):
-        with open(pointer) as f:
-            named = f.read().strip() or None
+    pointer = read_small_text(osp.join(work_dir, 'last_checkpoint'))
+    if pointer is not None:
+        named = pointer.strip() or None
         if named and is_complete_checkpoint(named):
             return named
     path = next(complete_checkpoints(work_dir), None)

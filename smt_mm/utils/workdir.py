@@ -8,6 +8,7 @@ import os
 import os.path as osp
 
 from smt_mm.errors import LaunchError
+from smt_mm.files import file_problem
 
 LOCK_NAME = '.smt_mm.lock'
 _held_locks = {}  # work dir -> open file holding the lock (process lifetime)
@@ -70,6 +71,10 @@ def lock_work_dir(work_dir: str) -> None:
         return
     make_work_dir(work_dir)
     path = osp.join(work_dir, LOCK_NAME)
+    problem = file_problem(path) if osp.lexists(path) else None
+    if problem and problem != 'not found':  # a dangling link: see below
+        raise LaunchError(f'cannot lock work dir {work_dir}: {path} is '
+                          f'{problem}, not a lock file; remove it')
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     except OSError as err:

@@ -38,7 +38,7 @@ def write_attacks(folder, megabytes=300):
     files = {
         name: os.path.join(folder, f'{name}.pth')
         for name in ('valid', 'stride0', 'bytearray', 'deflate', 'deep',
-                     'meta', 'sparse', 'legacy')
+                     'meta', 'sparse', 'legacy', 'legacy_zip')
     }
     torch.save({'state_dict': {'w': torch.ones(1000)}}, files['valid'])
     view = torch.zeros(1).as_strided((n // 4, ), (0, ))
@@ -57,4 +57,15 @@ def write_attacks(folder, megabytes=300):
     torch.save({'w': torch.ones(2)},
                files['legacy'],
                _use_new_zipfile_serialization=False)
+    # a legacy file declaring a large storage, a valid archive appended
+    legacy = os.path.join(folder, 'legacy_big.pth')
+    torch.save({'w': torch.zeros(n // 4)},
+               legacy,
+               _use_new_zipfile_serialization=False)
+    with open(legacy, 'rb') as f:
+        head = f.read(4096)  # the pickles, not the storage bytes
+    os.remove(legacy)
+    with open(files['legacy_zip'], 'wb') as f, \
+            open(files['valid'], 'rb') as archive:
+        f.write(head + archive.read())
     return files

@@ -2,8 +2,10 @@
 """The reading budget: small hostile files are refused before they make the
 reader allocate far more than they hold, with one line naming the file."""
 import json
+import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -26,6 +28,7 @@ def attacks(tmp_path_factory):
     ('meta', 'w is a meta tensor'),
     ('sparse', 'w is a torch.sparse_coo tensor'),
     ('legacy', 'legacy (pre-1.6) PyTorch format'),
+    ('legacy_zip', 'legacy (pre-1.6) PyTorch format'),
 ])
 def test_hostile_files_are_one_line_refusals(attacks, name, reason):
     with pytest.raises(UnsafeCheckpointError) as err:
@@ -49,6 +52,38 @@ def test_shared_storage_claims_are_bounded(tmp_path):
     torch.save({f'k{i}': base for i in range(400)}, many)
     with pytest.raises(UnsafeCheckpointError, match='claim .* bytes as views'):
         read_checkpoint(str(many))
+
+
+@contextmanager
+def deadline(seconds):
+    """Fail instead of hanging when the block runs past ``seconds``."""
+
+    def expire(*_):
+        raise TimeoutError(f'still running after {seconds} s')
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_shared_containers_are_walked_once(tmp_path):
+    """``[x, x]`` nested 60 deep is a 2 KB file; every walk over what was
+    read (the budget's, the plain-data conversion's) visits each container
+    once instead of 2**60 times."""
+    from smt_mm.engine.plain_checkpoint import from_plain
+    nested = [torch.ones(2)]
+    for _ in range(60):
+        nested = [nested, nested]
+    path = tmp_path / 'shared.pth'
+    torch.save({'x': nested}, path)
+    assert path.stat().st_size < 8192
+    with deadline(20):
+        loaded = from_plain(read_checkpoint(str(path)))
+    assert loaded['x'][0] is loaded['x'][1]
 
 
 def test_malformed_pickles_are_one_line(tmp_path):

@@ -163,6 +163,54 @@ def test_malformed_plain_buffer(trained, tmp_path):
                             "'max_length'")
 
 
+@pytest.mark.parametrize('entry,what', [
+    (dict(
+        kind='HistoryBuffer',
+        max_length=-5,
+        log_history=None,
+        count_history=None), 'ValueError: max_length -5 is not a positive '
+     'integer'),
+    (dict(kind='ndarray', dtype='<U100000', data=torch.zeros(4)),
+     "TypeError: __smt_mm_plain__ ndarray entry of dtype '<U100000', not a "
+     'plain numeric one'),
+])
+def test_plain_entries_are_bounded(trained, tmp_path, entry, what):
+    """A stored buffer length or numpy dtype is rebuilt only within bounds
+    (a string dtype turns a few bytes into gigabytes)."""
+    from smt_mm.engine.plain_checkpoint import TAG
+    entry = dict(entry)
+    entry[TAG] = entry.pop('kind')
+
+    def edit(checkpoint):
+        checkpoint['message_hub']['log_scalars']['loss'] = entry
+
+    message = refused(trained, tmp_path, edit, CheckpointLoadError)
+    assert message.endswith(what)
+
+
+def test_best_checkpoint_of_another_folder_is_never_deleted(trained, tmp_path):
+    """mmengine deletes the resumed ``best_ckpt`` when a better score is
+    saved: a path outside this work dir is forgotten instead."""
+    victim = tmp_path / 'other_run' / 'best_accuracy_top1_epoch_1.pth'
+    victim.parent.mkdir()
+    victim.write_bytes(b'another run')
+
+    def edit(checkpoint):
+        checkpoint['message_hub']['runtime_info']['best_ckpt'] = str(victim)
+
+    runner, _ = resume(
+        trained, tmp_path, edit,
+        **{'default_hooks.checkpoint.save_best': 'accuracy/top1'})
+    hook = next(
+        h for h in runner.hooks if type(h).__name__ == 'CheckpointHook')
+    hook.before_train(runner)
+    hook.after_val_epoch(runner, {'accuracy/top1': 100.0})
+    assert victim.read_bytes() == b'another run'
+    assert 'is not a best checkpoint in work dir' in run_log(runner)
+    best = runner.message_hub.get_info('best_ckpt')
+    assert osp.dirname(best) == str(tmp_path / 'work') and osp.isfile(best)
+
+
 def test_optimizer_state_of_another_shape(trained, tmp_path):
 
     def edit(checkpoint):
