@@ -30,6 +30,7 @@ def check_run_settings(cfg: Config) -> None:
                           f'{cfg.load_strict!r}')
     _check_dataloaders(cfg)
     _check_optimizer(cfg)
+    _check_ranges(cfg)
 
 
 def _is_int(value) -> bool:
@@ -85,6 +86,9 @@ def _check_optimizer(cfg: Config) -> None:
             values = value if isinstance(value, (list, tuple)) else [value]
             for item in values:
                 if not _is_number(item):
+                    if key in NON_NEGATIVE and item is not None:
+                        raise LaunchError(f'{path}.{key} must be a number, '
+                                          f'got {value!r}')
                     continue
                 if not math.isfinite(item):
                     raise LaunchError(f'{path}.{key} must be a finite '
@@ -92,3 +96,37 @@ def _check_optimizer(cfg: Config) -> None:
                 if key in NON_NEGATIVE and item < 0:
                     raise LaunchError(f'{path}.{key} must not be negative, '
                                       f'got {value!r}')
+
+
+def _whole(low):
+    return (lambda v: _is_int(v) and v >= low,
+            f'a whole number of at least {low}')
+
+
+_POSITIVE = (lambda v: _is_number(v) and math.isfinite(v) and v > 0,
+             'a finite number above 0')
+_SEED = (lambda v: v is None or _is_int(v), 'a whole number or None')
+# Settings mmengine reads as counts or limits, with what is valid: outside
+# it they divide by zero mid-run, loop forever, train nothing, or (a
+# negative max_norm) silently turn every gradient around.
+RANGES = {
+    'train_cfg.max_epochs': _whole(1),
+    'train_cfg.max_iters': _whole(1),
+    'train_cfg.val_interval': _whole(1),
+    'train_cfg.val_begin': _whole(0),
+    'default_hooks.logger.interval': _whole(1),
+    'randomness.seed': _SEED,
+    'optim_wrapper.clip_grad.max_norm': _POSITIVE,
+}
+
+
+def _check_ranges(cfg: Config) -> None:
+    for path, (valid, what) in RANGES.items():
+        node, found = cfg, True
+        for key in path.split('.'):
+            if not isinstance(node, (dict, Config)) or key not in node:
+                found = False
+                break
+            node = node[key]
+        if found and not valid(node):
+            raise LaunchError(f'{path} must be {what}, got {node!r}')

@@ -240,6 +240,19 @@ def test_bad_run_setting_is_one_line(tmp_path):
     ('load_strict=None', 'load_strict must be True or False, got None'),
     ('load_strict=0', 'load_strict must be True or False, got 0'),
     ('load_strict=[]', 'load_strict must be True or False, got []'),
+    ('optim_wrapper.optimizer.lr=abc',
+     "optim_wrapper.optimizer.lr must be a number, got 'abc'"),
+    ('optim_wrapper.clip_grad.max_norm=-5',
+     'optim_wrapper.clip_grad.max_norm must be a finite number above 0, '
+     'got -5'),
+    ('train_cfg.max_epochs=0',
+     'train_cfg.max_epochs must be a whole number of at least 1, got 0'),
+    ('train_cfg.val_interval=0',
+     'train_cfg.val_interval must be a whole number of at least 1, got 0'),
+    ('default_hooks.logger.interval=0', 'default_hooks.logger.interval must '
+     'be a whole number of at least 1, got 0'),
+    ('randomness.seed=abc',
+     "randomness.seed must be a whole number or None, got 'abc'"),
 ])
 def test_bad_run_settings(tmp_path, option, message):
     assert tool_error(
