@@ -1,6 +1,7 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""The gate for files read from paths that a user, a config or another file
-names: only regular files are opened.
+"""The gates for files at paths that a user, a config or another file names:
+only regular files are read (:func:`file_problem`), and nothing the user
+has is replaced without asking (:func:`check_output_file`).
 
 Opening a FIFO blocks until something writes to it, and reading a device
 such as ``/dev/zero`` never ends, so every reader of a named path asks
@@ -8,8 +9,11 @@ such as ``/dev/zero`` never ends, so every reader of a named path asks
 nothing) and says what the path is instead of hanging.
 """
 import os
+import os.path as osp
 import stat
-from typing import Optional
+from typing import Optional, Sequence
+
+from smt_mm.errors import LaunchError
 
 _KINDS = {
     'a directory': stat.S_ISDIR,
@@ -41,3 +45,32 @@ def read_small_text(path, limit: int = 4096) -> Optional[str]:
         return None
     with open(path, errors='replace') as f:
         return f.read(limit)
+
+
+def check_output_file(path,
+                      flag: str,
+                      inputs: Sequence = (),
+                      overwrite: bool = False) -> None:
+    """The gate for a file a tool writes at a path the user gave: refused
+    with one line when it is a folder, one of the run's ``inputs`` (also
+    through a link or another name), or, without ``overwrite``, anything
+    that exists (a link included). ``flag`` names the option in the
+    message. Remote paths (``s3://``...) are left to their backend.
+
+    Raises:
+        LaunchError: Naming the path and what to do instead.
+    """
+    path = str(path)
+    if '://' in path or not osp.lexists(path):
+        return
+    if osp.isdir(path):
+        raise LaunchError(f'{flag} {path} is a folder; name a file')
+    for given in inputs:
+        if given and osp.exists(given) and osp.exists(path) and \
+                osp.samefile(path, given):
+            raise LaunchError(
+                f'{flag} {path} is an input of this run ({given}); choose '
+                'another path (inputs are never overwritten)')
+    if not overwrite:
+        raise LaunchError(f'{flag} {path} exists; pass --overwrite to '
+                          'replace it, or choose another path')

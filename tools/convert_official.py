@@ -24,6 +24,7 @@ import torch
 import smt_mm
 from smt_mm.checkpoint import AtomicLocalBackend, read_checkpoint
 from smt_mm.errors import LaunchError
+from smt_mm.files import check_output_file
 from smt_mm.models.utils import convert_official_checkpoint
 from smt_mm.utils.cli import run_cli
 from smt_mm.utils.config import load_config
@@ -84,12 +85,7 @@ def save_atomically(obj, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    if osp.realpath(args.src) == osp.realpath(args.dst):
-        raise LaunchError('DST must differ from SRC (the release '
-                          'file is never overwritten)')
-    if osp.exists(args.dst) and not args.overwrite:
-        raise LaunchError(f'{args.dst} exists; pass --overwrite to '
-                          'replace it')
+    check_output_file(args.dst, 'DST', [args.src], args.overwrite)
     arch, num_classes = parse_arch(args.arch), None
     if args.config:
         arch, num_classes = config_model(args.config)

@@ -21,9 +21,10 @@ from mmengine.registry import DefaultScope
 import smt_mm  # noqa: F401
 from smt_mm.apis import class_names, config_dataset_meta
 from smt_mm.errors import LaunchError
+from smt_mm.files import check_output_file
 from smt_mm.utils.cli import run_cli
 from smt_mm.utils.config import load_config, task_of
-from smt_mm.visualization.inputs import check_image, check_out_file
+from smt_mm.visualization.inputs import check_image
 
 
 def parse_args(argv=None):
@@ -197,7 +198,7 @@ def main(argv=None):
     if args.topk < 1:
         raise LaunchError(f'--topk must be at least 1, got {args.topk}')
     check_image(args.image)
-    check_out_file(args.out, args.image, args.overwrite)
+    check_output_file(args.out, '--out', [args.image], args.overwrite)
     cfg = load_config(args.config)
     task = task_of(cfg)
     # the config's own registries, whatever scope an earlier caller left set

@@ -15,6 +15,7 @@ import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT and SMTRunner)
 from smt_mm.errors import LaunchError
+from smt_mm.files import check_output_file
 from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli
 from smt_mm.utils.config import (add_result_dump, check_writable_file,
                                  drop_training, enable_tta, load_config,
@@ -78,14 +79,11 @@ def check_outputs(args) -> None:
                                              args.metrics_out)):
         if path is None:
             continue
-        if any(osp.realpath(path) == osp.realpath(p) for p in inputs):
-            raise LaunchError(f'{flag} {path} is an input of this run (the '
-                              'config or the checkpoint); choose another path')
+        if flag == '--out' and osp.isdir(path):
+            continue  # segmentation's folder of maps: add_result_dump
+        check_output_file(path, flag, inputs, args.overwrite)
         if flag == '--metrics-out':  # --out: checked by add_result_dump
             check_writable_file(path, flag)
-        if osp.isfile(path) and not args.overwrite:
-            raise LaunchError(f'{flag} {path} exists; pass --overwrite to '
-                              'replace it, or choose another path')
 
 
 def check_output_folders(args, cfg, task: str) -> None:

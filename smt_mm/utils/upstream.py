@@ -36,6 +36,7 @@ from typing import List, Optional, Sequence
 from mmengine.config import Config, ConfigDict
 
 from smt_mm.errors import LaunchError
+from smt_mm.files import check_output_file
 from .package import PACKAGE
 
 TASKS = ('mmdet', 'mmseg', 'mmpretrain')
@@ -49,7 +50,8 @@ def standalone_config(path: str) -> Config:
     cfg = load_config(path, check=False)
     custom = cfg.get('custom_imports') or ConfigDict(
         imports=[], allow_failed_imports=False)
-    imports = list(custom.get('imports') or [])
+    imports = custom.get('imports') or []
+    imports = [imports] if isinstance(imports, str) else list(imports)
     if PACKAGE not in imports:
         imports.insert(0, PACKAGE)
     custom['imports'] = imports
@@ -57,16 +59,34 @@ def standalone_config(path: str) -> Config:
     return cfg
 
 
-def export_config(path: str, out: str) -> str:
+def export_config(path: str, out: str, overwrite: bool = False) -> str:
     """Write the stand-alone copy of ``path`` (see
-    :func:`standalone_config`) to ``out``; returns ``out``."""
-    if osp.abspath(out) == osp.abspath(path):
-        raise LaunchError(f'export: the output {out} is the config itself; '
-                          'choose another path')
+    :func:`standalone_config`) to ``out``; returns ``out``. ``out`` may not
+    be the config or a file it inherits, nor (without ``overwrite``) any
+    existing file."""
+    check_output_file(out, 'export: OUT', [path, *_base_files(path)],
+                      overwrite)
     cfg = standalone_config(path)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     cfg.dump(out)
     return out
+
+
+def _base_files(path: str) -> List[str]:
+    """The local files ``path`` inherits, at any depth."""
+    found, todo = [], [path]
+    while todo:
+        current = todo.pop()
+        try:
+            bases = Config._get_base_files(current)
+        except Exception:  # not a config; load_config says so
+            continue
+        for base in bases:
+            base = osp.join(osp.dirname(current), base)
+            if '::' not in base and osp.isfile(base) and base not in found:
+                found.append(base)
+                todo.append(base)
+    return found
 
 
 def inherits_package(path: str) -> bool:
@@ -120,6 +140,8 @@ def run_tool(package: str, tool: str, args: Sequence[str]) -> None:
     stand-alone copy of the same name in a temporary folder."""
     import smt_mm  # noqa: F401  (SMT, SMTClassifier, our model hub)
     script = find_tool(package, tool)
+    if osp.splitext(osp.basename(script))[0] == 'train':
+        _lock_train_work_dir(args)
     with tempfile.TemporaryDirectory(prefix='smt_mm_upstream_') as tmp:
         argv = []
         for i, arg in enumerate(args):
@@ -136,6 +158,27 @@ def run_tool(package: str, tool: str, args: Sequence[str]) -> None:
             sys.argv = saved
 
 
+def _lock_train_work_dir(args: Sequence[str]) -> None:
+    """An upstream ``train.py`` writes where SMT-MM's does: its work dir
+    (``--work-dir``, else the config's, else ``work_dirs/<config name>``)
+    takes the same lock, one run at a time."""
+    from .workdir import lock_work_dir
+    args = list(args)
+    configs = [a for a in args if a.endswith('.py') and osp.isfile(a)]
+    work_dir = None
+    for i, arg in enumerate(args):
+        if arg.startswith('--work-dir='):
+            work_dir = arg.split('=', 1)[1]
+        elif arg in ('--work-dir', '--work_dir') and i + 1 < len(args):
+            work_dir = args[i + 1]
+    if work_dir is None and configs:
+        cfg = Config.fromfile(configs[0], import_custom_modules=False)
+        work_dir = cfg.get('work_dir') or osp.join(
+            'work_dirs', osp.splitext(osp.basename(configs[0]))[0])
+    if work_dir:
+        lock_work_dir(work_dir)
+
+
 def parse_args(argv: Optional[List[str]] = None):
     parser = argparse.ArgumentParser(
         prog='python -m smt_mm.utils.upstream',
@@ -146,6 +189,8 @@ def parse_args(argv: Optional[List[str]] = None):
         'export', help='write a stand-alone copy of a config')
     export.add_argument('config')
     export.add_argument('out')
+    export.add_argument(
+        '--overwrite', action='store_true', help='replace an existing OUT')
     run = sub.add_parser(
         'run', help='run an upstream tool with smt_mm imported')
     run.add_argument('package', choices=TASKS)
@@ -160,7 +205,7 @@ def parse_args(argv: Optional[List[str]] = None):
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     if args.command == 'export':
-        print(export_config(args.config, args.out))
+        print(export_config(args.config, args.out, args.overwrite))
     else:
         run_tool(args.package, args.tool, args.args)
 

@@ -87,23 +87,6 @@ def check_image(path: str) -> None:
                           'jpg, png, bmp, tif or webp file)')
 
 
-def check_out_file(out: str, image: str, overwrite: bool) -> None:
-    """Refuse an output picture ``out`` that is a folder, the input
-    ``image``, or an existing file without ``overwrite``."""
-    if not osp.lexists(out):
-        return
-    if osp.isdir(out):
-        raise LaunchError(f'--out {out} is a folder; name an image file')
-    same = osp.realpath(out) == osp.realpath(image) or (
-        osp.exists(out) and osp.samefile(out, image))
-    if same:
-        raise LaunchError(f'--out {out} is the input image; name another '
-                          'file (the input is never overwritten)')
-    if not overwrite:
-        raise LaunchError(f'--out {out} exists; pass --overwrite to '
-                          'replace it')
-
-
 def load_image(cfg, model, path: str) -> NetworkInput:
     """Run ``path`` through the test pipeline and the data preprocessor."""
     from mmengine.dataset import pseudo_collate

@@ -140,7 +140,7 @@ def test_out_is_never_the_input(case, tmp_path):
     os.link(image, hard)
     relative = osp.relpath(image)
     for out in (image, relative, str(link), str(hard)):
-        with pytest.raises(LaunchError, match='is the input image'):
+        with pytest.raises(LaunchError, match='is an input of this run'):
             demo.main([
                 image, case['config'], case['plain'], '--out', out,
                 '--overwrite'

@@ -24,6 +24,7 @@ import os.path as osp
 import smt_mm  # noqa: F401  (registers SMT)
 from smt_mm.apis import build_model, class_names
 from smt_mm.errors import LaunchError
+from smt_mm.files import check_output_file
 from smt_mm.utils.cli import add_cfg_options, run_cli
 from smt_mm.utils.config import load_config, task_of
 from smt_mm.visualization import drawing, inputs
@@ -146,7 +147,7 @@ def main(argv=None):
     import torch
     args = parse_args(argv)
     inputs.check_files(args.checkpoint, args.image)
-    inputs.check_out_file(args.out, args.image, args.overwrite)
+    check_output_file(args.out, '--out', [args.image], args.overwrite)
     cfg, model, meta, sample = load(args)
     if not args.target_layers:
         args.target_layers = [default_target(model, sample.inputs)]

@@ -18,6 +18,7 @@ import json
 import os.path as osp
 
 from smt_mm.errors import LaunchError
+from smt_mm.files import check_output_file
 from smt_mm.utils.cli import run_cli
 
 DEFAULT_KEYS = ('loss', 'bbox_mAP', 'segm_mAP', 'mIoU', 'accuracy/top1')
@@ -148,20 +149,9 @@ def run_label(path: str, log: str) -> str:
     return osp.basename(osp.dirname(osp.dirname(osp.dirname(log)))) or log
 
 
-def check_out(out: str, overwrite: bool) -> None:
-    """``--out`` never replaces a file without ``--overwrite``, nor a
-    folder."""
-    if osp.isdir(out):
-        raise LaunchError(f'--out {out} is a folder; give a file path such '
-                          'as curves.png')
-    if osp.lexists(out) and not overwrite:
-        raise LaunchError(f'--out {out} exists; pass --overwrite to replace '
-                          'it, or choose another path')
-
-
 def main(argv=None):
     args = parse_args(argv)
-    check_out(args.out, args.overwrite)
+    check_output_file(args.out, '--out', overwrite=args.overwrite)
     runs = {}
     for i, path in enumerate(args.logs):
         log = find_log(path)

@@ -41,6 +41,7 @@ from smt_mm.deployment.onnx_graph import graph_io
 from smt_mm.deployment.preprocessing import preprocessing_note
 from smt_mm.deployment.shapes import export_shape
 from smt_mm.errors import LaunchError
+from smt_mm.files import check_output_file
 from smt_mm.models import SMT
 from smt_mm.utils.cli import add_cfg_options, run_cli
 from smt_mm.utils.config import load_config, task_of
@@ -95,8 +96,7 @@ def parse_args(argv=None):
 
 
 def check_out_path(out: str, overwrite: bool) -> None:
-    if osp.exists(out) and not overwrite:
-        raise LaunchError(f'{out} exists; pass --overwrite to replace it')
+    check_output_file(out, '--out', overwrite=overwrite)
     folder = osp.dirname(osp.abspath(out))
     if not osp.isdir(folder):
         raise LaunchError(f'output folder not found: {folder}')

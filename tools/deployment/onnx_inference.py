@@ -31,7 +31,7 @@ from smt_mm.deployment.onnx_runtime import (draw_label_map, label_shares,
                                             top_classes)
 from smt_mm.deployment.preprocessing import (normalise, pipeline_image,
                                              preprocessor_settings)
-from smt_mm.errors import LaunchError
+from smt_mm.files import check_output_file
 from smt_mm.utils.cli import run_cli
 from smt_mm.utils.config import load_config, task_of
 
@@ -69,9 +69,8 @@ def segmentation(seg_logits, cfg, image, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.out and osp.exists(args.out) and not args.overwrite:
-        raise LaunchError(f'--out {args.out} exists; pass --overwrite to '
-                          'replace it')
+    if args.out:
+        check_output_file(args.out, '--out', [args.image], args.overwrite)
     cfg = load_config(args.config)
     task = task_of(cfg)
     session = open_session(args.model)

@@ -23,6 +23,7 @@ import os.path as osp
 import torch
 
 from smt_mm.errors import LaunchError
+from smt_mm.files import check_output_file
 from smt_mm.models import SMT
 from smt_mm.utils.cli import run_cli
 
@@ -110,10 +111,8 @@ def main(argv=None):
         raise LaunchError(f'file not found: {args.official} (give the '
                           "official repository's models/smt.py)")
     paths = [osp.join(args.out_dir, name) for name in FILES]
-    existing = [p for p in paths if osp.exists(p)]
-    if existing and not args.overwrite:
-        raise LaunchError(f'{existing[0]} exists; pass --overwrite to '
-                          'replace the fixture')
+    for path in paths:
+        check_output_file(path, 'fixture file', overwrite=args.overwrite)
     if not osp.isdir(args.out_dir):
         raise LaunchError(f'output folder not found: {args.out_dir}')
     module = load_official_module(args.official)
