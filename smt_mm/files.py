@@ -74,3 +74,65 @@ def check_output_file(path,
     if not overwrite:
         raise LaunchError(f'{flag} {path} exists; pass --overwrite to '
                           'replace it, or choose another path')
+
+
+# Images are checked from their header before anything decodes them: a
+# small PNG can declare 20000x20000 pixels (1.2 GB decoded, more once a
+# pipeline resizes it). Pillow guards decompression bombs alike.
+MAX_IMAGE_PIXELS_ENV = 'SMT_MM_MAX_IMAGE_PIXELS'
+MAX_IMAGE_PIXELS = 100_000_000
+# A resize to the model's scale keeps the ratio: a 1x60000 strip asks for
+# tens of gigabytes.
+MAX_ASPECT_RATIO = 100
+IMAGE_HINT = 'give a jpg, png, bmp, tif or webp file'
+
+
+def check_image(path) -> None:
+    """The gate for an image file: a regular file whose header mmcv's
+    backend (Pillow) reads, within ``SMT_MM_MAX_IMAGE_PIXELS`` pixels
+    (default 100 million) and an aspect ratio of at most 100:1, that then
+    decodes.
+
+    Raises:
+        LaunchError: One line saying what is wrong and what is valid.
+    """
+    problem = file_problem(path)
+    if problem:
+        raise LaunchError(f'{path} is {problem}, not an image ({IMAGE_HINT})')
+    from PIL import Image
+    guard = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # our limit, our message (header only)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception:  # Pillow raises several types for non-images
+        raise LaunchError(f'{path} is not an image mmcv can read '
+                          f'({IMAGE_HINT})') from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
+    limit = _max_image_pixels()
+    if width * height > limit:
+        raise LaunchError(
+            f'{path} is {width}x{height} pixels, more than the limit of '
+            f'{limit} ({MAX_IMAGE_PIXELS_ENV} raises it)')
+    if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
+        raise LaunchError(f'{path} is {width}x{height} pixels: at most '
+                          f'{MAX_ASPECT_RATIO}:1 is supported')
+    import mmcv
+    try:
+        readable = mmcv.imread(str(path)) is not None
+    except Exception:  # a header that lies about the data
+        readable = False
+    if not readable:
+        raise LaunchError(f'{path} is not an image mmcv can read '
+                          f'({IMAGE_HINT})')
+
+
+def _max_image_pixels() -> int:
+    value = os.environ.get(MAX_IMAGE_PIXELS_ENV, '')
+    if not value:
+        return MAX_IMAGE_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise LaunchError(f'{MAX_IMAGE_PIXELS_ENV}={value!r} is not a '
+                          'whole number of pixels (e.g. 200000000)')
+    return int(value)

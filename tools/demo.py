@@ -21,10 +21,9 @@ from mmengine.registry import DefaultScope
 import smt_mm  # noqa: F401
 from smt_mm.apis import class_names, config_dataset_meta
 from smt_mm.errors import LaunchError
-from smt_mm.files import check_output_file
+from smt_mm.files import check_image, check_output_file
 from smt_mm.utils.cli import run_cli
 from smt_mm.utils.config import load_config, task_of
-from smt_mm.visualization.inputs import check_image
 
 
 def parse_args(argv=None):

@@ -49,5 +49,15 @@ def class_names(cfg,
     for classes in candidates:
         # names (not a file of them) for every output of the head
         if isinstance(classes, (list, tuple)) and len(classes) == num_classes:
-            return [str(c) for c in classes]
+            return [_short(str(c)) for c in classes]
     return None
+
+
+# Names are drawn on pictures and printed: a checkpoint's names may be any
+# size, and matplotlib lays out megabyte-long labels for minutes.
+MAX_NAME_LENGTH = 64
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= MAX_NAME_LENGTH else \
+        name[:MAX_NAME_LENGTH - 3] + '...'

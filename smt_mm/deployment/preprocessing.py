@@ -75,7 +75,8 @@ def pipeline_image(cfg, path: str) -> np.ndarray:
         np.ndarray: (3, H, W) uint8 in the loader's channel order (BGR
         with mmcv).
     """
-    from smt_mm.visualization.inputs import check_image, inference_pipeline
+    from smt_mm.files import check_image
+    from smt_mm.visualization.inputs import inference_pipeline
     check_image(path)
     data = inference_pipeline(cfg, task_of(cfg))(dict(img_path=path))
     return data['inputs'].numpy()

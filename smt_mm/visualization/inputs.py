@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from smt_mm.errors import LaunchError
+from smt_mm.files import check_image
 from smt_mm.utils.config import innermost_dataset, task_of
 
 # said when a tool draws a model without weights
@@ -72,19 +73,6 @@ def inference_pipeline(cfg, task: str):
 def _rgb(packed: torch.Tensor) -> np.ndarray:
     """(3, h, w) packed image (OpenMMLab loads BGR) as (h, w, 3) RGB."""
     return np.ascontiguousarray(packed.numpy().transpose(1, 2, 0)[..., ::-1])
-
-
-def check_image(path: str) -> None:
-    """One line for a file that is not an image mmcv can read (checked
-    first, so that a bad file does not fail deep in a pipeline)."""
-    import mmcv
-    try:
-        readable = mmcv.imread(path) is not None
-    except Exception:  # mmcv raises several types for non-images
-        readable = False
-    if not readable:
-        raise LaunchError(f'{path} is not an image mmcv can read (give a '
-                          'jpg, png, bmp, tif or webp file)')
 
 
 def load_image(cfg, model, path: str) -> NetworkInput:

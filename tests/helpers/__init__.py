@@ -55,6 +55,17 @@ def run_tool(args, cwd=REPO, timeout=900, env=None, check=True):
     return proc
 
 
+def load_tool(path):
+    """A tool's module (``path`` relative to the repository), imported in
+    this process: its ``main`` raises the error ``run_cli`` would print."""
+    import importlib.util
+    name = 'tool_' + path.replace('/', '_')[:-3]
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 QUICKSTART = osp.join(REPO, 'configs/det/smt_t_maskrcnn_synth-quickstart.py')
 
 

@@ -4,7 +4,6 @@ prediction maps never land on existing files or in a dataset folder, the
 config dump never replaces the user's config (nor writes through a symlink),
 ``plot_logs.py --out`` keeps an existing file, one training run per work
 dir, a failed save keeps the previous checkpoint."""
-import importlib.util
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ import sys
 import textwrap
 
 import pytest
-from helpers import MINI_ARCH, REPO, run_tool
+from helpers import MINI_ARCH, REPO, load_tool, run_tool
 
 from smt_mm.engine.config_dump import DUMP_MARK
 from smt_mm.errors import LaunchError
@@ -30,17 +29,6 @@ def one_line_error(args, env=None):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('error: '), output[-3000:]
     return last
-
-
-def load_tool(path):
-    """A tool's module, imported in this process (its ``main`` raises the
-    error ``run_cli`` would print)."""
-    name = 'tool_' + path.replace('/', '_')[:-3]
-    spec = importlib.util.spec_from_file_location(name,
-                                                  os.path.join(REPO, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tool_error(path, args):
