@@ -10,10 +10,12 @@ an unknown name).
 NAME is a model of ``mim search smt_mm`` (the config's file name without
 ``.py``, e.g. smt_t_in1k). Models with weights (the classification
 configs: the official release files) are downloaded to DIR (default: the
-current folder) under the release file's name, through a temporary file
-that is renamed when complete. Detection and segmentation models have no
-released weights: their backbone starts from an ImageNet file, which is
-named with the command that fetches it.
+current folder, created if needed) under the release file's name, through
+a temporary file that is renamed when complete; a stalled or oversized
+download stops with one line (``SMT_MM_MAX_DOWNLOAD_MB``, default 4096).
+Detection and segmentation models have no released weights: their backbone
+starts from an ImageNet file, which is named with the command that fetches
+it.
 
 ``mim download smt_mm --config NAME`` does the same for models with
 weights; without a connection it stops inside mim with "TypeError:
@@ -95,26 +97,21 @@ def no_weights_message(models, model):
 
 
 def fetch(url, dest, overwrite):
-    """Download ``url`` to ``dest`` (a temporary file renamed when
-    complete); one line when the network fails."""
-    import torch.hub
+    """Download ``url`` to ``dest`` with SMT-MM's downloader (size, stall
+    and rate limits; a temporary file renamed when complete); one line when
+    it fails."""
+    from smt_mm.checkpoint import download_file
+    from smt_mm.errors import CheckpointLoadError
     if osp.exists(dest) and not overwrite:
         print(f'{dest} exists (pass --overwrite to download it again)')
         return dest
-    tmp = f'{dest}.part'
     try:
-        torch.hub.download_url_to_file(url, tmp, progress=sys.stderr.isatty())
-    except Exception as err:  # urllib's URLError, HTTPError, socket errors
-        reason = getattr(err, 'reason', None) or err
+        download_file(url, dest)
+    except CheckpointLoadError as err:
         raise DownloadError(
-            f'cannot download {url}: {type(err).__name__}: {reason} (no '
-            'connection? download it where there is one and pass the file '
-            'path: CHECKPOINT of tools/test.py, or '
+            f'{err} (no connection? download it where there is one and pass '
+            'the file path: CHECKPOINT of tools/test.py, or '
             'model.backbone.init_cfg.checkpoint)') from None
-    finally:
-        if osp.exists(tmp) and sys.exc_info()[0] is not None:
-            os.remove(tmp)
-    os.replace(tmp, dest)
     return dest
 
 
@@ -136,8 +133,9 @@ def main(argv=None):
             url = model.get('Weights')
             if not url:
                 raise DownloadError(no_weights_message(models, model))
-            if not osp.isdir(args.dest):
+            if osp.exists(args.dest) and not osp.isdir(args.dest):
                 raise DownloadError(f'--dest {args.dest} is not a folder')
+            os.makedirs(args.dest, exist_ok=True)
             dest = osp.join(args.dest, url.rsplit('/', 1)[-1])
             fetch(url, dest, args.overwrite)
             print(f'{model["Name"]}: {dest} (config: {model["Config"]})')

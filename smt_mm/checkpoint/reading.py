@@ -302,20 +302,32 @@ def _max_download_bytes() -> int:
 
 
 def _download(url: str, path: str) -> None:
-    """Fetch ``url`` into ``path`` unless it is there. Refused: bodies over
-    ``SMT_MM_MAX_DOWNLOAD_MB`` (default 4096), shorter than announced,
-    silent for ``_STALL_TIMEOUT`` seconds, or slower than
-    ``_MIN_RATE`` bytes/s after ``_RATE_GRACE`` seconds. Nothing partial is
-    ever left or used: the body goes to a temporary file in the cache
-    folder, renamed into place only when complete and checked."""
+    """Fetch ``url`` into the cache file ``path`` unless it is there
+    (:func:`download_file`); temporary files that killed downloads left in
+    the cache folder are removed once they have gone quiet."""
     if osp.isfile(path):
         return
-    shown = display_name(url)
     folder = osp.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    print_log(f'downloading {shown} to {path}', logger='current')
-    # a killed download leaves its temporary file: drop those gone quiet
     remove_stale_temporaries(folder, older_than=2 * _STALL_TIMEOUT)
+    download_file(url, path)
+
+
+def download_file(url: str, path: str) -> None:
+    """Download ``url`` to ``path``: the one downloader of SMT-MM (the
+    checkpoint cache, timm's weights, ``tools/download.py``). Refused:
+    bodies over ``SMT_MM_MAX_DOWNLOAD_MB`` (default 4096), shorter than
+    announced, silent for ``_STALL_TIMEOUT`` seconds, or slower than
+    ``_MIN_RATE`` bytes/s after ``_RATE_GRACE`` seconds. Nothing partial is
+    ever left or used: the body goes to a temporary file beside ``path``,
+    renamed over it only when complete and checked.
+
+    Raises:
+        CheckpointLoadError: One line naming the URL (credentials
+            redacted) and why.
+    """
+    shown = display_name(url)
+    print_log(f'downloading {shown} to {path}', logger='current')
     fd, partial = create_temporary(path)
     try:
         with os.fdopen(fd, 'wb') as out:

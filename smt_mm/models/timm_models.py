@@ -34,7 +34,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import (build_model_with_cfg, generate_default_cfgs,
-                         register_model)
+                         register_model, resolve_pretrained_cfg)
 
 from smt_mm.checkpoint import load_checked, read_checkpoint
 from .backbones import SMT
@@ -268,6 +268,15 @@ def _create(variant: str, preset: str, pretrained: bool,
     overlay = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
     if overlay.get('file') or overlay.get('url'):
         overlay.setdefault('custom_load', True)
+    if pretrained:
+        # A URL goes to TimmSMT.load_pretrained as the file: read_checkpoint
+        # downloads it (cache keyed by the whole URL, size and stall
+        # limits) instead of timm's cache keyed by the file name.
+        resolved = resolve_pretrained_cfg(variant,
+                                          kwargs.get('pretrained_cfg'),
+                                          overlay)
+        if resolved.url and not (resolved.file or resolved.state_dict):
+            overlay.update(file=resolved.url, url=None, custom_load=True)
     # features_only: timm's FeatureGetterNet over forward_intermediates
     return build_model_with_cfg(
         TimmSMT,

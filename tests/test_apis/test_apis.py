@@ -38,3 +38,15 @@ def test_build_model_random_or_strict(tmp_path, capsys):
     torch.save({'state_dict': state}, path)
     with pytest.raises(SMTError):
         build_model(cfg, str(path))
+
+
+def test_class_names_from_a_file_are_shortened():
+    from mmengine.config import Config
+
+    from smt_mm.apis import class_names
+    cfg = Config(dict(test_dataloader=dict(dataset=dict())))
+    names = class_names(cfg, 2,
+                        {'dataset_meta': {
+                            'classes': ['x' * 10**6, 'dog']
+                        }})
+    assert names == ['x' * 61 + '...', 'dog']

@@ -157,3 +157,33 @@ def test_signed_urls_are_not_shown(server, tmp_path, monkeypatch):
     assert any('m.pth?...' in msg for msg in logged), logged
     for text in logged + [str(err.value)]:
         assert secret not in text and 'pw@' not in text, text
+
+
+def test_timm_urls_go_through_this_downloader(server, tmp_path, fixtures_dir,
+                                              monkeypatch):
+    """``timm.create_model(..., pretrained_cfg_overlay=dict(url=...))``:
+    cached by the whole URL and within the limits, like every download."""
+    timm = pytest.importorskip('timm')
+    pytest.importorskip('smt_mm.models.timm_models')
+    expected = torch.load(osp.join(fixtures_dir, 'smt_tiny_expected.pth'))
+    arch = dict(expected['arch'])
+    num_classes = arch.pop('num_classes')
+    with open(osp.join(fixtures_dir, 'smt_tiny_official.pth'), 'rb') as f:
+        release = f.read()
+    server.files['/a/smt_tiny.pth'] = server.files['/b/smt_tiny.pth'] = \
+        release
+
+    def create(url):
+        return timm.create_model(
+            'smt_t',
+            pretrained=True,
+            pretrained_cfg_overlay=dict(url=url),
+            arch=arch,
+            num_classes=num_classes)
+
+    create(f'{server.base}/a/smt_tiny.pth')
+    assert osp.isfile(cached_path(f'{server.base}/a/smt_tiny.pth'))
+    monkeypatch.setenv('SMT_MM_MAX_DOWNLOAD_MB', '0.01')
+    with pytest.raises(CheckpointLoadError, match='more than the limit'):
+        create(f'{server.base}/b/smt_tiny.pth')  # another URL, same name
+    assert server.requests == ['/a/smt_tiny.pth', '/b/smt_tiny.pth']

@@ -275,8 +275,8 @@ def test_download_tool_is_one_line_per_problem(tmp_path):
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 3, proc.stderr
-    assert lines[0].startswith(f'error: cannot download {RELEASE}'
-                               'smt_tiny.pth: ')
+    assert lines[0].startswith(f'error: cannot download checkpoint '
+                               f'{RELEASE}smt_tiny.pth: ')
     assert lines[1].startswith('error: smt_t_maskrcnn_1x: no released '
                                'weights')
     assert 'smt_tiny.pth: python tools/download.py smt_t_in1k' in lines[1]
@@ -292,23 +292,24 @@ def test_download_tool_writes_the_release_file(tmp_path, monkeypatch):
                                         osp.join(REPO, 'tools', 'download.py'))
     tool = util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    import torch.hub
+    from smt_mm.checkpoint import reading
     fetched = []
 
-    def fake_download(url, path, progress=True):
+    def fake_fetch(url, shown, out):
         fetched.append(url)
-        with open(path, 'wb') as f:
-            f.write(b'weights')
+        out.write(b'weights')
+        return 'digest'
 
-    monkeypatch.setattr(torch.hub, 'download_url_to_file', fake_download)
-    tool.main(
-        ['smt_b_in1k', 'configs/cls/smt_s_in1k.py', '--dest',
-         str(tmp_path)])
+    monkeypatch.setattr(reading, '_fetch', fake_fetch)
+    tool.main([
+        'smt_b_in1k', 'configs/cls/smt_s_in1k.py', '--dest',
+        str(tmp_path / 'new')
+    ])  # --dest is created
     assert fetched == [RELEASE + 'smt_base.pth', RELEASE + 'smt_small.pth']
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / 'new').iterdir()) == [
         'smt_base.pth', 'smt_small.pth'
     ]
-    tool.main(['smt_b_in1k', '--dest', str(tmp_path)])  # there: kept
+    tool.main(['smt_b_in1k', '--dest', str(tmp_path / 'new')])  # kept
     assert len(fetched) == 2
 
 
