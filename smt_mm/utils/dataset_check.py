@@ -109,8 +109,15 @@ def _empty_image_problems(folder: str) -> Iterator[str]:
 def empty_image_files(folder: str) -> List[str]:
     """Image files under ``folder`` (recursively) that are 0 bytes long,
     sorted. Other files (``.gitkeep``, lists) may well be empty."""
-    empty = []
-    for parent, _, names in os.walk(folder, followlinks=True):
+    empty, seen = [], set()
+    for parent, folders, names in os.walk(folder, followlinks=True):
+        # links may loop (a -> .., two links to each other): each real
+        # folder is walked once
+        key = _folder_key(parent)
+        if key is None or key in seen:
+            folders[:] = []
+            continue
+        seen.add(key)
         for name in names:
             if not name.lower().endswith(IMAGE_EXTENSIONS):
                 continue
@@ -121,6 +128,14 @@ def empty_image_files(folder: str) -> List[str]:
             except OSError:  # a broken link: the missing-file checks' job
                 continue
     return sorted(empty)
+
+
+def _folder_key(path: str):
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _dataset_classes(dataset: ConfigDict, scope: Optional[str]):

@@ -6,8 +6,10 @@ import math
 import os
 import os.path as osp
 import re
+import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 
@@ -53,6 +55,22 @@ def run_tool(args, cwd=REPO, timeout=900, env=None, check=True):
                     f'--- stdout ---\n{proc.stdout[-4000:]}\n'
                     f'--- stderr ---\n{proc.stderr[-6000:]}')
     return proc
+
+
+@contextmanager
+def deadline(seconds):
+    """Fail instead of hanging when the block runs past ``seconds``."""
+
+    def expire(*_):
+        raise TimeoutError(f'still running after {seconds} s')
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def load_tool(path):

@@ -2,13 +2,12 @@
 """The reading budget: small hostile files are refused before they make the
 reader allocate far more than they hold, with one line naming the file."""
 import json
-import signal
 import subprocess
 import sys
-from contextlib import contextmanager
 
 import pytest
 import torch
+from helpers import deadline
 from helpers.attacks import rezip, write_attacks
 
 from smt_mm.checkpoint import read_checkpoint
@@ -52,22 +51,6 @@ def test_shared_storage_claims_are_bounded(tmp_path):
     torch.save({f'k{i}': base for i in range(400)}, many)
     with pytest.raises(UnsafeCheckpointError, match='claim .* bytes as views'):
         read_checkpoint(str(many))
-
-
-@contextmanager
-def deadline(seconds):
-    """Fail instead of hanging when the block runs past ``seconds``."""
-
-    def expire(*_):
-        raise TimeoutError(f'still running after {seconds} s')
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def test_shared_containers_are_walked_once(tmp_path):

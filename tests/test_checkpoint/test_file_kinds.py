@@ -7,8 +7,8 @@ import os.path as osp
 
 import pytest
 import torch
+from helpers import deadline
 from mmengine.config import Config
-from test_budget import deadline
 
 from smt_mm.checkpoint import read_checkpoint
 from smt_mm.errors import CheckpointLoadError, LaunchError

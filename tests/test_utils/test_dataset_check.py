@@ -7,7 +7,7 @@ import os
 import os.path as osp
 
 import pytest
-from helpers import QUICKSTART, REPO, data_root_options
+from helpers import QUICKSTART, REPO, data_root_options, deadline
 from mmengine.config import ConfigDict
 
 from smt_mm.errors import LaunchError
@@ -62,6 +62,17 @@ def test_zero_byte_image_is_named(coco):
     assert message.startswith(f'{TRAIN}.dataset: 1 empty (0-byte) image '
                               f'file(s) under {coco}/train/')
     assert str(image) in message
+
+
+def test_symlink_loops_are_walked_once(tmp_path):
+    (tmp_path / 'a' / 'b').mkdir(parents=True)
+    (tmp_path / 'a' / 'b' / 'x.png').write_bytes(b'')
+    os.symlink(tmp_path / 'a', tmp_path / 'a' / 'b' / 'up')  # a loop
+    os.symlink(tmp_path / 'l2', tmp_path / 'l1')  # two links to each other
+    os.symlink(tmp_path / 'l1', tmp_path / 'l2')
+    with deadline(20):
+        assert empty_image_files(
+            str(tmp_path)) == [str(tmp_path / 'a' / 'b' / 'x.png')]
 
 
 def test_zero_byte_images_in_nested_class_folders(tmp_path):
