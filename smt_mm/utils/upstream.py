@@ -174,7 +174,8 @@ def _lock_train_work_dir(args: Sequence[str]) -> None:
     if work_dir is None and configs:
         cfg = Config.fromfile(configs[0], import_custom_modules=False)
         work_dir = cfg.get('work_dir') or osp.join(
-            'work_dirs', osp.splitext(osp.basename(configs[0]))[0])
+            'work_dirs',
+            osp.splitext(osp.basename(configs[0]))[0])
     if work_dir:
         lock_work_dir(work_dir)
 
