@@ -84,6 +84,20 @@ def load_tool(path):
     return module
 
 
+def tool_error(path, args) -> str:
+    """The one-line error (an ``SMTError``) a tool's ``main`` raises for
+    ``args``, run in this process: what ``run_cli`` prints after
+    ``error:``. (A tool's exit status and stderr are tested through a real
+    command line once per kind of failure; the messages need no new
+    Python.)"""
+    from smt_mm.errors import SMTError
+    with pytest.raises(SMTError) as err:
+        load_tool(path).main([str(a) for a in args])
+    message = str(err.value)
+    assert '\n' not in message, message
+    return message
+
+
 QUICKSTART = osp.join(REPO, 'configs/det/smt_t_maskrcnn_synth-quickstart.py')
 
 

@@ -6,7 +6,7 @@ tests/test_models; these runs prove the tools call them."""
 import sys
 
 import pytest
-from helpers import QUICKSTART, data_root_options, run_tool
+from helpers import QUICKSTART, data_root_options, run_tool, tool_error
 
 
 def one_line_error(args):
@@ -68,28 +68,25 @@ def test_train_zero_byte_image(coco, tmp_path):
 
 def test_check_dataset_tool_reports_empty_image_and_missing_class(coco):
     root, image = coco
-    last = one_line_error([
-        'tools/misc/check_dataset.py', QUICKSTART, '--split', 'train',
-        '--cfg-options', *data_root_options(f'{root}/'),
-        "train_dataloader.dataset.metainfo.classes=('square','disc','hexagon')"
-    ])
-    # One line per problem. (The file keeps 1 or 2 images: filter_empty_gt
-    # drops those with none of the classes the dataset has.)
-    assert last.startswith('error: [train] CocoDataset: 1 of ')
-    assert last.endswith(f'referenced files are empty (0 bytes), e.g. {image}')
     proc = run_tool([
         sys.executable, 'tools/misc/check_dataset.py', QUICKSTART, '--split',
         'train', '--cfg-options', *data_root_options(f'{root}/'),
         "train_dataloader.dataset.metainfo.classes=('square','disc','hexagon')"
     ],
                     check=False)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    # One line per problem. (The file keeps 1 or 2 images: filter_empty_gt
+    # drops those with none of the classes the dataset has.)
     errors = [
         line for line in proc.stderr.splitlines() if line.startswith('error')
     ]
     assert len(errors) == 2, proc.stderr
     assert errors[0].startswith('error: [train] CocoDataset: ')
     assert 'has no categories named hexagon' in errors[0]
-    assert errors[1] == last
+    assert errors[1].startswith('error: [train] CocoDataset: 1 of ')
+    assert errors[1].endswith(
+        f'referenced files are empty (0 bytes), e.g. {image}')
+    assert proc.stderr.strip().splitlines()[-1] == errors[1]
 
 
 def test_bad_coco_annotation_is_one_line(coco, tmp_path):
@@ -105,11 +102,11 @@ def test_bad_coco_annotation_is_one_line(coco, tmp_path):
     path.write_text(json.dumps(data))
     bad = (f"{path}: annotations[0] (id {data['annotations'][0]['id']}) has "
            "bbox 'abc', expected [x, y, width, height]")
-    last = one_line_error([
-        'tools/train.py', QUICKSTART, '--work-dir',
-        str(tmp_path / 'work'), '--cfg-options', *data_root_options(f'{root}/')
+    message = tool_error('tools/train.py', [
+        QUICKSTART, '--work-dir', tmp_path / 'work', '--cfg-options',
+        *data_root_options(f'{root}/')
     ])
-    assert last.startswith(f'error: train_dataloader.dataset: {bad}')
+    assert message.startswith(f'train_dataloader.dataset: {bad}')
     last = one_line_error([
         'tools/misc/check_dataset.py', QUICKSTART, '--split', 'train',
         '--cfg-options', *data_root_options(f'{root}/')

@@ -11,7 +11,7 @@ import sys
 import textwrap
 
 import pytest
-from helpers import MINI_ARCH, REPO, load_tool, run_tool
+from helpers import MINI_ARCH, REPO, load_tool, run_tool, tool_error
 
 from smt_mm.engine.config_dump import DUMP_MARK
 from smt_mm.errors import LaunchError
@@ -29,12 +29,6 @@ def one_line_error(args, env=None):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('error: '), output[-3000:]
     return last
-
-
-def tool_error(path, args):
-    with pytest.raises(LaunchError) as err:
-        load_tool(path).main([str(a) for a in args])
-    return str(err.value)
 
 
 @pytest.fixture(scope='module')
