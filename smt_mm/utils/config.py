@@ -7,13 +7,14 @@ import logging
 import os
 import os.path as osp
 import re
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
 from smt_mm.errors import LaunchError
+from smt_mm.files import file_problem
 from .config_check import check_model_config, check_peer_settings
 from .package import drop_package_scope
 
@@ -43,9 +44,13 @@ def load_config(path: str,
         SMTConfigTypeError: An unknown SMT argument or a setting of the
             wrong type.
     """
-    if not osp.isfile(path):
+    problem = file_problem(path)
+    if problem == 'not found':
         raise LaunchError(f'config file not found: {path}'
                           f'{_similar_files_hint(path)}')
+    if problem:
+        raise LaunchError(f'config {path} is {problem}, not a config file')
+    base_files(path)  # a loop or a FIFO in the chain: one line, no hang
     try:
         cfg = drop_package_scope(Config.fromfile(path))
         if cfg_options:
@@ -59,6 +64,10 @@ def load_config(path: str,
     except ImportError as err:
         raise LaunchError(f'cannot read config {path}: custom_imports '
                           f'failed: {_import_failure(err)}') from None
+    except OSError as err:  # mmengine: a _base_ of another file type
+        raise LaunchError(f'cannot read config {path}: a _base_ file is not '
+                          f'a config ({err}); name .py, .yml or .json '
+                          'configs') from None
     except (TypeError, KeyError, ValueError, SyntaxError, NameError) as err:
         # mmengine's own message (e.g. which key cannot inherit from its
         # base) is the useful part; its traceback is config-parser internals.
@@ -70,6 +79,43 @@ def load_config(path: str,
         for line in check_peer_settings(cfg):
             print_log(line, logger='current', level=logging.WARNING)
     return cfg
+
+
+def base_files(path: str) -> List[str]:
+    """The local files the config at ``path`` inherits, at any depth
+    (``PACKAGE::`` bases are the packages' own).
+
+    Raises:
+        LaunchError: A file in the chain is not a regular file (a FIFO
+            would block the parser), or the chain inherits itself.
+    """
+    found, done = [], set()
+
+    def visit(current, chain):
+        try:
+            bases = Config._get_base_files(current)
+        except Exception:  # not parseable: Config.fromfile says why
+            return
+        for base in bases:
+            if '::' in base:
+                continue
+            base = osp.normpath(osp.join(osp.dirname(current), base))
+            real = osp.realpath(base)
+            if real in chain:
+                raise LaunchError(f'cannot read config {path}: {current} '
+                                  f'inherits {base}, which inherits it: '
+                                  'remove the loop from the _base_ chain')
+            problem = file_problem(base)
+            if problem and problem != 'not found':  # missing: fromfile
+                raise LaunchError(f'cannot read config {path}: _base_ '
+                                  f'{base} is {problem}, not a config file')
+            if problem is None and real not in done:  # each file once
+                found.append(base)
+                visit(base, chain | {real})
+                done.add(real)
+
+    visit(path, {osp.realpath(path)})
+    return found
 
 
 def _import_failure(err: ImportError) -> str:

@@ -64,29 +64,12 @@ def export_config(path: str, out: str, overwrite: bool = False) -> str:
     :func:`standalone_config`) to ``out``; returns ``out``. ``out`` may not
     be the config or a file it inherits, nor (without ``overwrite``) any
     existing file."""
-    check_output_file(out, 'export: OUT', [path, *_base_files(path)],
-                      overwrite)
+    from .config import base_files
+    check_output_file(out, 'export: OUT', [path, *base_files(path)], overwrite)
     cfg = standalone_config(path)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     cfg.dump(out)
     return out
-
-
-def _base_files(path: str) -> List[str]:
-    """The local files ``path`` inherits, at any depth."""
-    found, todo = [], [path]
-    while todo:
-        current = todo.pop()
-        try:
-            bases = Config._get_base_files(current)
-        except Exception:  # not a config; load_config says so
-            continue
-        for base in bases:
-            base = osp.join(osp.dirname(current), base)
-            if '::' not in base and osp.isfile(base) and base not in found:
-                found.append(base)
-                todo.append(base)
-    return found
 
 
 def inherits_package(path: str) -> bool:

@@ -5,6 +5,9 @@ import torch
 from helpers import REPO
 from mmengine.config import Config
 
+# part of the developer loop: python -m pytest tests -m quick
+pytestmark = pytest.mark.quick
+
 DIGITS = f'{REPO}/configs/cls/smt_t_digits.py'
 IN1K = f'{REPO}/configs/cls/smt_t_in1k.py'
 

@@ -1,8 +1,13 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """The benchmark's report: ratios as speed-ups, the table and its caveat,
 and the settings' sides."""
+import pytest
+
 from smt_mm.benchmark.report import caveat, markdown_table, ratio_rows
 from smt_mm.benchmark.run import Settings
+
+# part of the developer loop: python -m pytest tests -m quick
+pytestmark = pytest.mark.quick
 
 
 def row(impl, **values):

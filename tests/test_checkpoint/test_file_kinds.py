@@ -16,6 +16,9 @@ from smt_mm.files import file_problem
 from smt_mm.utils.resume import latest_complete_checkpoint, set_resume
 from smt_mm.utils.workdir import LOCK_NAME, lock_work_dir
 
+# part of the developer loop: python -m pytest tests -m quick
+pytestmark = pytest.mark.quick
+
 
 @pytest.fixture
 def odd_files(tmp_path):

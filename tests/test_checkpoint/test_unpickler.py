@@ -15,6 +15,9 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from smt_mm.checkpoint import safe_load
 from smt_mm.errors import UnsafeCheckpointError
 
+# part of the developer loop: python -m pytest tests -m quick
+pytestmark = pytest.mark.quick
+
 
 def mmengine_style_checkpoint(path):
     hub = MessageHub.get_instance('test_unpickler')

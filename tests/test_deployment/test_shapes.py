@@ -12,6 +12,9 @@ from smt_mm.apis import DEFAULT_INPUT_SHAPES
 from smt_mm.deployment.shapes import export_shape, pipeline_shape, second_shape
 from smt_mm.utils.config import load_config
 
+# part of the developer loop: python -m pytest tests -m quick
+pytestmark = pytest.mark.quick
+
 
 @pytest.mark.parametrize('config,shape,source', [
     ('configs/cls/smt_t_digits.py', (32, 32), 'Resize 32x32'),

@@ -6,6 +6,7 @@ import collections
 import io
 
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 from mmengine.logging import HistoryBuffer
@@ -14,6 +15,9 @@ from mmengine.model import BaseModel
 from smt_mm.engine import SMTRunner
 from smt_mm.engine.plain_checkpoint import (TAG, from_plain,
                                             plain_checkpoint_saving, to_plain)
+
+# part of the developer loop: python -m pytest tests -m quick
+pytestmark = pytest.mark.quick
 
 
 def weights_only_round_trip(obj):

@@ -13,6 +13,9 @@ from smt_mm.errors import LaunchError, SMTConfigError, SMTConfigTypeError
 from smt_mm.utils.config import (add_result_dump, check_writable_dir,
                                  load_config, set_work_dir)
 
+# part of the developer loop: python -m pytest tests -m quick
+pytestmark = pytest.mark.quick
+
 SEG = osp.join(REPO, 'configs/seg/smt_t_upernet_synth.py')
 CLS = osp.join(REPO, 'configs/cls/smt_t_digits.py')
 
@@ -165,6 +168,37 @@ def test_base_typo_in_missing_folder(tmp_path):
     with pytest.raises(LaunchError) as err:
         load_config(str(config))
     assert f'{tmp_path / "_bsae_"} does not exist either' in str(err.value)
+
+
+def test_base_chain_that_cannot_be_read_is_one_line(tmp_path):
+    from helpers import deadline
+    (tmp_path / 'a.py').write_text("_base_ = ['./b.py']\n")
+    (tmp_path / 'b.py').write_text("_base_ = ['./a.py']\n")
+    (tmp_path / 'txt.py').write_text("_base_ = ['./notes.txt']\n")
+    (tmp_path / 'notes.txt').write_text('my notes\n')
+    (tmp_path / 'fifo.py').write_text("_base_ = ['./pipe.py']\n")
+    os.mkfifo(tmp_path / 'pipe.py')
+    os.mkfifo(tmp_path / 'self.py')
+    expected = {
+        'a.py':
+        f'{tmp_path}/b.py inherits {tmp_path}/a.py, which inherits '
+        'it: remove the loop from the _base_ chain',
+        'txt.py':
+        'a _base_ file is not a config (Only py/yml/yaml/json '
+        'type are supported now!); name .py, .yml or .json configs',
+        'fifo.py':
+        f'_base_ {tmp_path}/pipe.py is a FIFO (named pipe), not a '
+        'config file',
+    }
+    for name, end in expected.items():
+        with deadline(20), pytest.raises(LaunchError) as err:
+            load_config(str(tmp_path / name))
+        assert str(err.value) == f'cannot read config {tmp_path / name}: ' \
+            + end
+    with deadline(20), pytest.raises(LaunchError) as err:
+        load_config(str(tmp_path / 'self.py'))
+    assert str(err.value) == (f'config {tmp_path / "self.py"} is a FIFO '
+                              '(named pipe), not a config file')
 
 
 def test_package_base_typo(tmp_path):

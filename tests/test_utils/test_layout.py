@@ -7,7 +7,11 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 from helpers import REPO
+
+# part of the developer loop: python -m pytest tests -m quick
+pytestmark = pytest.mark.quick
 
 PACKAGE = osp.join(REPO, 'smt_mm')
 

@@ -13,6 +13,9 @@ from smt_mm.errors import LaunchError
 from smt_mm.utils.upstream import export_config, run_tool
 from smt_mm.utils.workdir import LOCK_NAME
 
+# part of the developer loop: python -m pytest tests -m quick
+pytestmark = pytest.mark.quick
+
 
 @pytest.fixture
 def configs(tmp_path):

@@ -14,6 +14,9 @@ from helpers import load_tool
 from smt_mm.errors import LaunchError
 from smt_mm.files import MAX_IMAGE_PIXELS_ENV, check_image
 
+# part of the developer loop: python -m pytest tests -m quick
+pytestmark = pytest.mark.quick
+
 
 def png_header(path, width, height):
     """A PNG that declares ``width`` x ``height`` and holds no pixels: a

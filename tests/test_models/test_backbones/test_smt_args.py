@@ -8,6 +8,9 @@ from helpers import MINI_ARCH
 from smt_mm.errors import SMTConfigError, SMTConfigTypeError
 from smt_mm.models import SMT
 
+# part of the developer loop: python -m pytest tests -m quick
+pytestmark = pytest.mark.quick
+
 
 def arch(**changes):
     return dict(arch=dict(MINI_ARCH, **changes))
