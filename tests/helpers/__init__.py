@@ -39,6 +39,18 @@ MINI_ARCH = dict(
     qkv_bias=True)
 
 
+def one_block_per_stage(backbone_cfg) -> None:
+    """Give a config's SMT one block per stage, in place: the widths (which
+    necks and heads must fit) stay as configured, the compute of a one-step
+    test drops to a fraction. The presets' full depths are what the size
+    and parity tests check."""
+    from smt_mm.models import SMT
+    arch = backbone_cfg.arch
+    arch = dict(SMT.arch_zoo[arch]) if isinstance(arch, str) else dict(arch)
+    arch['depths'] = [1] * len(arch['depths'])
+    backbone_cfg.arch = arch
+
+
 def run_tool(args, cwd=REPO, timeout=900, env=None, check=True):
     """Run a command line tool; with ``check``, fail the test with its
     output when it exits non-zero."""

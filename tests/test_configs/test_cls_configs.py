@@ -7,8 +7,8 @@ import sys
 
 import pytest
 import torch
-from helpers import (REPO, run_tool, to_official_key, tool_error,
-                     write_fixture_cls_config)
+from helpers import (REPO, one_block_per_stage, run_tool, to_official_key,
+                     tool_error, write_fixture_cls_config)
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
@@ -48,6 +48,7 @@ def test_config_builds_and_trains_one_step(path):
     torch.manual_seed(0)
     cfg = Config.fromfile(path)
     cfg.model.backbone.init_cfg = None
+    one_block_per_stage(cfg.model.backbone)
     model = build_classifier(cfg.model)
     model.init_weights()
     num_classes = cfg.model.head.num_classes

@@ -4,7 +4,7 @@ import os.path as osp
 
 import pytest
 import torch
-from helpers import REPO
+from helpers import REPO, one_block_per_stage
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import DefaultScope
@@ -12,10 +12,12 @@ from mmengine.registry import DefaultScope
 DET_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs/det/smt_*.py')))
 
 
-def build_detector(path):
+def build_detector(path, shallow=False):
     from mmdet.registry import MODELS
     cfg = Config.fromfile(path)
     cfg.model.backbone.init_cfg = None  # no ImageNet file in tests
+    if shallow:
+        one_block_per_stage(cfg.model.backbone)
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model)
     model.init_weights()
@@ -35,7 +37,7 @@ def test_all_expected_configs_exist():
 def test_config_builds_and_trains_one_step(path):
     from mmdet.testing import demo_mm_inputs
     torch.manual_seed(0)
-    model, cfg = build_detector(path)
+    model, cfg = build_detector(path, shallow=True)
     assert type(model.backbone).__name__ == 'SMT'
     model.train()
     num_classes = 3 if 'synth' in path else 80

@@ -4,7 +4,7 @@ import os.path as osp
 
 import pytest
 import torch
-from helpers import REPO
+from helpers import REPO, one_block_per_stage
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import DefaultScope
@@ -20,6 +20,7 @@ def test_config_builds_and_trains_one_step(path):
     torch.manual_seed(0)
     cfg = Config.fromfile(path)
     cfg.model.backbone.init_cfg = None
+    one_block_per_stage(cfg.model.backbone)
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = revert_sync_batchnorm(MODELS.build(cfg.model))
     model.init_weights()

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from helpers import REPO, assert_picture, run_tool
 
 
@@ -118,3 +119,16 @@ def test_plot_logs_epoch_ticks_are_whole_numbers(tmp_path, monkeypatch):
         low, high = ax.get_xlim()
         ticks = [t for t in ax.get_xticks() if low <= t <= high]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+@pytest.mark.parametrize('line', ['not json', '[1, 2]', '"text"', '3'])
+def test_a_line_that_is_not_a_record_is_one_line(tmp_path, line):
+    import plot_logs
+
+    from smt_mm.errors import LaunchError
+    log = tmp_path / 'scalars.json'
+    log.write_text(f'{{"loss": 1.0, "iter": 1}}\n{line}\n')
+    with pytest.raises(LaunchError) as err:
+        plot_logs.read_scalars(str(log))
+    assert str(err.value) == (f'{log} line 2 is not a JSON object (mmengine '
+                              'writes one per line)')

@@ -74,9 +74,13 @@ def read_scalars(log: str) -> dict:
             if not line.strip():
                 continue
             try:
-                records.append((number, json.loads(line)))
-            except json.JSONDecodeError:
-                raise LaunchError(f'{log} line {number} is not JSON')
+                record = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                record = None
+            if not isinstance(record, dict):
+                raise LaunchError(f'{log} line {number} is not a JSON object '
+                                  '(mmengine writes one per line)')
+            records.append((number, record))
     by_epoch = any('epoch' in r and 'iter' in r for _, r in records)
     series = {}
     for number, record in records:
