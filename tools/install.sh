@@ -36,9 +36,12 @@ if [ -n "${WHEELHOUSE:-}" ]; then
     exit 2
   fi
   # every pip call below, builds included: this folder only, no index
-  PIP_FIND_LINKS=$(cd "$WHEELHOUSE" && pwd)
+  # (as a file:// URL: pip splits the setting on whitespace in paths)
+  wheelhouse=$(cd "$WHEELHOUSE" && pwd)
+  PIP_FIND_LINKS=$("$PY" -c 'import pathlib, sys
+print(pathlib.Path(sys.argv[1]).as_uri())' "$wheelhouse")
   export PIP_NO_INDEX=1 PIP_FIND_LINKS
-  echo "offline install: only the wheels in $PIP_FIND_LINKS, no index"
+  echo "offline install: only the wheels in $wheelhouse, no index"
 fi
 if [ -n "${MMCV_WHEEL:-}" ] && [ ! -f "$MMCV_WHEEL" ]; then
   echo "MMCV_WHEEL=$MMCV_WHEEL is not a file: give the path of an" \

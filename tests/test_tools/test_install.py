@@ -145,10 +145,11 @@ def _metadata_wheel(out_dir, name, version) -> None:
 
 
 def test_offline_without_torch_takes_the_wheelhouse_torch(tmp_path):
-    # no torch in the virtualenv; the wheelhouse holds torch 2.12.0 and
-    # its torchvision 0.27.0 (metadata only), not the default 2.13.0
+    # no torch in the virtualenv; the wheelhouse (a folder whose name has a
+    # space: pip splits its find-links setting on whitespace) holds torch
+    # 2.12.0 and its torchvision 0.27.0 (metadata only), not the default
     python = _venv(tmp_path / 'venv', hide=['torch', 'torchvision'])
-    wheels = tmp_path / 'wheels'
+    wheels = tmp_path / 'my wheels'
     wheels.mkdir()
     _metadata_wheel(wheels, 'torch', '2.12.0')
     _metadata_wheel(wheels, 'torchvision', '0.27.0')
