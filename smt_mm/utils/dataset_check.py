@@ -6,6 +6,7 @@ import json
 import os
 import os.path as osp
 import re
+from collections import Counter
 from typing import Iterator, List, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
@@ -23,6 +24,9 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
 FULL_PARSE_BYTES = 64 << 20
 END_BYTES = 4 << 20
 SHOW = 5
+# COCO images hold up to ~90 objects, LVIS's a few hundred; an image with
+# far more is a broken file (duplicated annotations), not a dataset.
+MAX_ANNOTATIONS_PER_IMAGE = 10_000
 
 
 def check_datasets(cfg: Config, *splits: str) -> None:
@@ -313,6 +317,18 @@ def coco_structure_problems(path: str, data) -> Iterator[str]:
             note(
                 'segmentation', f'{where} has segmentation '
                 f'{_short(segmentation)}, expected polygons or RLE')
+    per_image = Counter(ann.get('image_id') for ann in data['annotations']
+                        if isinstance(ann, dict))
+    crowded = [(n, image) for image, n in per_image.items()
+               if n > MAX_ANNOTATIONS_PER_IMAGE]
+    if crowded:
+        n, image = max(crowded, key=lambda item: item[0])
+        note(
+            'crowded', f'image_id {_short(image)} has {n} annotations, more '
+            f'than {MAX_ANNOTATIONS_PER_IMAGE} (its masks and targets would '
+            'take gigabytes in one step); split the image or drop '
+            'duplicates')
+        found['crowded'][0] = len(crowded)
     for count, message in found.values():
         more = f' (and {count - 1} more like it)' if count > 1 else ''
         yield f'{path}: {message}{more}'

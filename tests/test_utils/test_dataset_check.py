@@ -202,6 +202,21 @@ def test_bbox_that_is_not_four_numbers(coco):
         'height not negative (and 1 more like it)')
 
 
+def test_an_image_with_too_many_annotations(coco, monkeypatch):
+    monkeypatch.setattr(dataset_check, 'MAX_ANNOTATIONS_PER_IMAGE', 3)
+
+    def edit(data):
+        first = data['annotations'][0]
+        data['annotations'] += [dict(first, id=10**6 + i) for i in range(4)]
+
+    path = edit_train_json(coco, edit)
+    image = json.loads(path.read_text())['annotations'][0]['image_id']
+    message = train_problem(config(coco))
+    assert message.startswith(f'{TRAIN}.dataset: {path}: image_id {image} '
+                              'has ')
+    assert 'annotations, more than 3 (its masks and targets' in message
+
+
 @pytest.mark.parametrize('key,value,expected', [
     ('image_id', 999, 'has image_id 999, which no image has'),
     ('category_id', '1', "has category_id '1', which no category has"),
