@@ -27,6 +27,8 @@ SHOW = 5
 # COCO images hold up to ~90 objects, LVIS's a few hundred; an image with
 # far more is a broken file (duplicated annotations), not a dataset.
 MAX_ANNOTATIONS_PER_IMAGE = 10_000
+# label maps read to check their values against the model's classes
+LABEL_MAP_SAMPLE = 16
 
 
 def check_datasets(cfg: Config, *splits: str) -> None:
@@ -50,6 +52,9 @@ def check_datasets(cfg: Config, *splits: str) -> None:
         dataset = innermost_dataset(loader.dataset)
         for problem in _dataset_problems(dataset, scope):
             raise LaunchError(f'{split}.dataset: {problem}')
+        if scope == 'mmseg':
+            for problem in label_map_problems(dataset, _seg_classes(cfg)):
+                raise LaunchError(f'{split}.dataset: {problem}')
 
 
 def _dataset_problems(dataset: ConfigDict,
@@ -140,6 +145,71 @@ def _folder_key(path: str):
     except OSError:
         return None
     return info.st_dev, info.st_ino
+
+
+def _seg_classes(cfg: Config) -> Optional[int]:
+    head = (cfg.get('model') or {}).get('decode_head')
+    heads = head if isinstance(head, (list, tuple)) else [head]
+    counts = {h.get('num_classes') for h in heads if isinstance(h, dict)}
+    counts.discard(None)
+    return counts.pop() if len(counts) == 1 else None
+
+
+def label_map_problems(dataset: ConfigDict,
+                       num_classes: Optional[int]) -> Iterator[str]:
+    """A class the model cannot predict in a sample of the label maps
+    (``LABEL_MAP_SAMPLE`` of them, spread over the sorted folder: a check
+    of seconds however large the dataset): mmseg's loss would stop with
+    ``IndexError: Target N is out of bounds`` in the middle of training.
+    With ``reduce_zero_label`` (the dataset's, else its type's default),
+    stored values 1..N are classes 0..N-1 and 0 is ignored; 255 is always
+    ignored."""
+    prefix = dataset.get('data_prefix') or {}
+    folder = prefix.get('seg_map_path') if isinstance(prefix, dict) else None
+    if not num_classes or not isinstance(folder, str) or '://' in folder:
+        return
+    folder = osp.join(dataset.get('data_root') or '', folder)
+    suffix = dataset.get('seg_map_suffix') or _default(dataset,
+                                                       'seg_map_suffix', '')
+    reduce_zero = dataset.get('reduce_zero_label')
+    if reduce_zero is None:
+        reduce_zero = _default(dataset, 'reduce_zero_label', False)
+    maps = sorted(
+        name for name in (os.listdir(folder) if osp.isdir(folder) else [])
+        if name.endswith(suffix))
+    if not maps:
+        return
+    step = max(1, len(maps) // LABEL_MAP_SAMPLE)
+    top = num_classes + (1 if reduce_zero else 0)  # stored values < top
+    import numpy as np
+    from PIL import Image
+    for name in maps[::step][:LABEL_MAP_SAMPLE]:
+        path = osp.join(folder, name)
+        try:
+            with Image.open(path) as image:
+                values = np.unique(np.asarray(image))
+        except Exception:  # not an image: the loaders' check says so
+            continue
+        bad = values[(values >= top) & (values != 255)]
+        if bad.size:
+            shift = ' (reduce_zero_label: stored 1..N are classes 0..N-1)' \
+                if reduce_zero else ''
+            yield (f'label map {path} holds value {int(bad.max())}, but the '
+                   f'model predicts {num_classes} classes: valid values are '
+                   f'0..{top - 1} and 255 (ignored){shift}; set the decode '
+                   "head's num_classes or fix the maps")
+            return
+
+
+def _default(dataset: ConfigDict, name: str, fallback):
+    """The default of ``name`` in the dataset type's constructor."""
+    import inspect
+    dataset_cls = _dataset_class(dataset.get('type'), 'mmseg')
+    try:
+        value = inspect.signature(dataset_cls).parameters[name].default
+    except (TypeError, ValueError, KeyError):
+        return fallback
+    return fallback if value is inspect.Parameter.empty else value
 
 
 def _dataset_classes(dataset: ConfigDict, scope: Optional[str]):
@@ -317,8 +387,9 @@ def coco_structure_problems(path: str, data) -> Iterator[str]:
             note(
                 'segmentation', f'{where} has segmentation '
                 f'{_short(segmentation)}, expected polygons or RLE')
-    per_image = Counter(ann.get('image_id') for ann in data['annotations']
-                        if isinstance(ann, dict))
+    per_image = Counter(
+        ann.get('image_id') for ann in data['annotations']
+        if isinstance(ann, dict))
     crowded = [(n, image) for image, n in per_image.items()
                if n > MAX_ANNOTATIONS_PER_IMAGE]
     if crowded:

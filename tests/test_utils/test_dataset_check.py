@@ -297,3 +297,32 @@ def test_image_that_does_not_decode_is_one_line(tmp_path):
         assert data_error_message(err.value) == expected
     assert data_error_message(AssertionError('x')) is None
     assert data_error_message(ValueError('failed to load image: x')) is None
+
+
+def test_label_values_the_model_cannot_predict(tmp_path):
+    """mmseg's loss stops mid-run on a label >= num_classes: a sample of
+    the label maps is read before training instead."""
+    import numpy as np
+    from PIL import Image
+
+    from smt_mm.utils.synthetic_ade import make_synthetic_ade
+    make_synthetic_ade(str(tmp_path), num_train=3, num_val=1)
+    seg = osp.join(REPO, 'configs/seg/smt_t_upernet_synth.py')
+    options = dict(
+        option.split('=', 1) for option in data_root_options(f'{tmp_path}/'))
+    check_datasets(load_config(seg, options), TRAIN)  # as written: fine
+    folder = tmp_path / 'annotations' / 'training'
+    first = sorted(folder.iterdir())[0]
+    labels = np.asarray(Image.open(first)).copy()
+    labels[0, 0] = 255  # ignored
+    Image.fromarray(labels).save(first)
+    check_datasets(load_config(seg, options), TRAIN)
+    labels[0, 1] = 9  # reduce_zero_label: stored 1..4 are the 4 classes
+    Image.fromarray(labels).save(first)
+    with pytest.raises(LaunchError) as err:
+        check_datasets(load_config(seg, options), TRAIN)
+    assert str(err.value) == (
+        f'{TRAIN}.dataset: label map {first} holds value 9, but the model '
+        'predicts 4 classes: valid values are 0..4 and 255 (ignored) '
+        '(reduce_zero_label: stored 1..N are classes 0..N-1); set the '
+        "decode head's num_classes or fix the maps")
