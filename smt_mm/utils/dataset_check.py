@@ -82,6 +82,8 @@ def _dataset_problems(dataset: ConfigDict,
         elif os.environ.get('LOCAL_RANK', '0') == '0':
             # one process per machine walks the folder (one stat a file)
             yield from _empty_image_problems(path)
+        if scope == 'mmpretrain' and not ann_file and osp.isdir(path):
+            yield from _class_folder_problems(path, dataset, scope)
 
 
 def _annotation_problems(path: str, dataset: ConfigDict,
@@ -105,6 +107,25 @@ def _annotation_problems(path: str, dataset: ConfigDict,
     elif scope == 'mmpretrain' and not path.endswith(('.json', '.pkl')):
         classes, _ = _dataset_classes(dataset, scope)
         yield from label_list_problems(path, len(classes) or None)
+
+
+def _class_folder_problems(path: str, dataset: ConfigDict,
+                           scope: str) -> Iterator[str]:
+    """A folder dataset (no annotation file) holds one folder per class;
+    mmpretrain compares only their number, with an assertion."""
+    classes, source = _dataset_classes(dataset, scope)
+    if not classes:
+        return
+    folders = sorted(
+        entry.name for entry in os.scandir(path)
+        if entry.is_dir() and not entry.name.startswith('.'))
+    if len(folders) != len(classes):
+        missing = [c for c in classes if c not in folders]
+        named = f' (no folder for: {", ".join(map(str, missing[:SHOW]))})' \
+            if missing and len(missing) < len(classes) else ''
+        yield (f'{path} has {len(folders)} class folders but the dataset has '
+               f'{len(classes)} classes ({source}){named}: a folder dataset '
+               'holds one folder of images per class')
 
 
 def _empty_image_problems(folder: str) -> Iterator[str]:

@@ -75,6 +75,30 @@ def test_symlink_loops_are_walked_once(tmp_path):
             str(tmp_path)) == [str(tmp_path / 'a' / 'b' / 'x.png')]
 
 
+def test_folder_dataset_missing_a_class_folder(tmp_path):
+    for name in ('cat/a.png', 'dog/b.png'):
+        path = tmp_path / 'train' / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b'\x89PNG')
+    cfg = ConfigDict(
+        default_scope='mmpretrain',
+        test_dataloader=dict(
+            dataset=dict(
+                type='CustomDataset',
+                data_root=str(tmp_path),
+                data_prefix='train',
+                metainfo=dict(classes=['cat', 'dog', 'bird']))))
+    with pytest.raises(LaunchError) as err:
+        check_datasets(cfg, 'test_dataloader')
+    assert str(err.value) == (
+        f'test_dataloader.dataset: {tmp_path}/train has 2 class folders but '
+        'the dataset has 3 classes (metainfo classes of the config) (no '
+        'folder for: bird): a folder dataset holds one folder of images per '
+        'class')
+    (tmp_path / 'train' / 'bird').mkdir()
+    check_datasets(cfg, 'test_dataloader')
+
+
 def test_zero_byte_images_in_nested_class_folders(tmp_path):
     # an ImageNet-style folder dataset (mmpretrain's short data_prefix)
     for name in ('cat/a.JPEG', 'cat/b.jpeg', 'dog/c.png', 'dog/list.txt'):
