@@ -261,7 +261,7 @@ class Steps:
         """
         head = self.head(name)
         started = time.monotonic()
-        with open(self.log_path, 'a') as log:
+        with open(self.log_path, 'a', buffering=1) as log:  # line by line
             code, lines = self._follow(head, args, log, watcher)
         took = fmt_time(time.monotonic() - started)
         if code:
