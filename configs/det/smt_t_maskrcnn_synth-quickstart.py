@@ -76,16 +76,19 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
 
-max_epochs = 10
+# 6 epochs (360 iterations): bbox mAP@0.5 0.55-0.62 over seeds 0-2, above
+# the bar of 0.5; 10 epochs gave 0.71-0.75 in 1.7x the time.
+max_epochs = 6
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=100),
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
-         milestones=[8], gamma=0.1)
+         milestones=[5], gamma=0.1)
 ]
 optim_wrapper = dict(optimizer=dict(lr=4e-4), clip_grad=dict(max_norm=5.0))
+# a checkpoint every 2 epochs: a stopped run continues with --resume
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
+    checkpoint=dict(interval=2, max_keep_ckpts=1))
 randomness = dict(seed=0)
