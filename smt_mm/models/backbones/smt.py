@@ -678,9 +678,10 @@ class SMT(BaseModule):
         drop_path_rate (float): Stochastic depth rate, rising linearly from 0
             over all blocks. Defaults to 0.
         frozen_stages (int): What to freeze (no gradients, eval mode), as in
-            mmdet's and mmpretrain's Swin: -1 nothing, 0 the stem (stage 1's
-            patch embedding), ``i`` the stem and stages 1 to ``i`` (their
-            patch embeddings, blocks and output norms). Defaults to -1.
+            mmdet's Swin: -1 nothing, 0 the stem (stage 1's patch
+            embedding), ``i`` the stem and stages 1 to ``i`` (their patch
+            embeddings, blocks and output norms). Defaults to -1.
+            (mmpretrain's Swin counts differently: its 0 freezes stage 1.)
         norm_eval (bool): Keep BatchNorm layers in eval mode while training.
             Defaults to False.
         with_cp (bool): Use activation checkpointing in every block to save

@@ -1,8 +1,9 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """The backbone conventions of mmdet's and mmpretrain's Swin: ``norm_cfg``,
-``act_cfg`` and the LayerNorm configs, ``frozen_stages`` (-1 nothing, 0 the
-stem, i the stem and stages 1..i), complete arch dicts, a versioned state
-dict, and ``get_layer_depth`` refusing names it does not know."""
+``act_cfg`` and the LayerNorm configs, ``frozen_stages`` as mmdet's Swin
+counts (-1 nothing, 0 the stem, i the stem and stages 1..i; mmpretrain's
+freezes one stage more), complete arch dicts, a versioned state dict, and
+``get_layer_depth`` refusing names it does not know."""
 import pytest
 import torch
 import torch.nn as nn
