@@ -187,3 +187,15 @@ def test_timm_urls_go_through_this_downloader(server, tmp_path, fixtures_dir,
     with pytest.raises(CheckpointLoadError, match='more than the limit'):
         create(f'{server.base}/b/smt_tiny.pth')  # another URL, same name
     assert server.requests == ['/a/smt_tiny.pth', '/b/smt_tiny.pth']
+
+
+@pytest.mark.parametrize('value', ['inf', 'nan', '-5', '0', 'lots'])
+def test_a_download_limit_that_is_not_a_size_is_one_line(
+        server, tmp_path, monkeypatch, value):
+    server.files['/m.pth'] = _checkpoint_bytes(1, tmp_path)
+    monkeypatch.setenv('SMT_MM_MAX_DOWNLOAD_MB', value)
+    with pytest.raises(CheckpointLoadError) as err:
+        read_checkpoint(f'{server.base}/m.pth')
+    assert str(err.value) == (
+        f"SMT_MM_MAX_DOWNLOAD_MB={value!r} is not a positive number of MiB "
+        '(e.g. 8192)')
