@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import MINI_ARCH, QUICKSTART, REPO, run_tool
+from helpers import MINI_ARCH, QUICKSTART, REPO, load_tool, run_tool
 from PIL import Image
 
 SEG = osp.join(REPO, 'configs', 'seg', 'smt_t_upernet_synth.py')
@@ -84,13 +84,8 @@ def test_detection_demo_says_where_classes_come_from(case):
 
 
 def test_segmentation_demo_shows_image_and_classes(case, monkeypatch, capsys):
-    import importlib.util
-
     from smt_mm.visualization import samples
-    spec = importlib.util.spec_from_file_location(
-        'smt_tools_demo_seg', osp.join(REPO, 'tools', 'demo.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/demo.py')
     drawn = {}
     real = samples.draw_figure
     monkeypatch.setattr(samples, 'draw_figure',

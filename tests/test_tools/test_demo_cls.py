@@ -2,7 +2,6 @@
 image, names from the checkpoint, the config or ImageNet) and the rules for
 ``--out`` every task shares: never the input image, never an existing file
 without ``--overwrite``."""
-import importlib.util
 import os
 import os.path as osp
 import sys
@@ -11,7 +10,7 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from helpers import MINI_ARCH, REPO, run_tool
+from helpers import MINI_ARCH, REPO, load_tool, run_tool
 from PIL import Image
 
 from smt_mm.errors import LaunchError
@@ -21,11 +20,7 @@ IN1K = osp.join(REPO, 'configs', 'cls', 'smt_t_in1k.py')
 
 
 def load_demo():
-    spec = importlib.util.spec_from_file_location(
-        'smt_tools_demo', osp.join(REPO, 'tools', 'demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/demo.py')
 
 
 demo = load_demo()

@@ -5,14 +5,13 @@ what the PyTorch model computes, at sizes other than the export size too;
 inputs below SMT's minimum are refused by the tool and by the graph; a
 missing onnxruntime or an existing output file give one line. The library
 pieces (smt_mm.deployment) are tested in tests/test_deployment."""
-import importlib.util
 import os.path as osp
 import sys
 
 import numpy as np
 import pytest
 import torch
-from helpers import MINI_ARCH, REPO, run_tool
+from helpers import MINI_ARCH, REPO, load_tool, run_tool
 
 from smt_mm.apis import build_model
 from smt_mm.deployment.onnx_export import ExportWrapper
@@ -48,10 +47,7 @@ TOLERANCE = 1e-4
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('export_onnx', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(osp.relpath(TOOL, REPO))
 
 
 @pytest.fixture(scope='module')
@@ -243,12 +239,8 @@ def test_no_checkpoint_needs_random_weights_and_says_so(
 
 
 def inference(*args):
-    spec = importlib.util.spec_from_file_location(
-        'onnx_inference',
-        osp.join(REPO, 'tools', 'deployment', 'onnx_inference.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main([str(a) for a in args])
+    return load_tool('tools/deployment/onnx_inference.py').main(
+        [str(a) for a in args])
 
 
 def tiny_digits_config(folder):

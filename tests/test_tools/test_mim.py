@@ -3,7 +3,6 @@ README's (editable) install: ``mim search / download / train / test
 smt_mm``. The index itself is checked without mim."""
 import glob
 import importlib
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -15,8 +14,8 @@ import sysconfig
 
 import pytest
 import yaml
-from helpers import (REPO, assert_finite_losses, run_tool, train_log,
-                     write_tiny_det_config)
+from helpers import (REPO, assert_finite_losses, load_tool, run_tool,
+                     train_log, write_tiny_det_config)
 
 RELEASE = 'https://github.com/AFeng-x/SMT/releases/download/v1.0.0/'
 # Which official release file each classification config is.
@@ -287,11 +286,7 @@ def test_download_tool_is_one_line_per_problem(tmp_path):
 
 
 def test_download_tool_writes_the_release_file(tmp_path, monkeypatch):
-    import importlib.util as util
-    spec = util.spec_from_file_location('smt_download',
-                                        osp.join(REPO, 'tools', 'download.py'))
-    tool = util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/download.py')
     from smt_mm.checkpoint import reading
     fetched = []
 

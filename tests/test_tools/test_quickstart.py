@@ -4,20 +4,15 @@ of mmengine's config dump, the full output in the work dir, the
 validation set evaluated once, ``--resume`` accepted where its hint names
 it, and the mAP range it states. The progress lines themselves are tested
 in tests/test_engine/test_progress.py."""
-import importlib.util
 import os.path as osp
 import re
 
 import pytest
-from helpers import REPO, write_tiny_det_config
+from helpers import REPO, load_tool, write_tiny_det_config
 
 
 def load_quickstart():
-    spec = importlib.util.spec_from_file_location(
-        'smt_quickstart', osp.join(REPO, 'tools', 'quickstart.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/quickstart.py')
 
 
 quickstart = load_quickstart()

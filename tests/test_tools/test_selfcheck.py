@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 import torch
-from helpers import REPO, run_tool
+from helpers import REPO, load_tool, run_tool
 
 from smt_mm.utils.selfcheck import fatbin_archs, runs_on
 
@@ -68,12 +68,7 @@ def test_a_failing_check_is_one_line_and_a_nonzero_exit(tmp_path):
 
 def _tool_main():
     """``main`` of the tool, imported from its path."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('selfcheck_tool',
-                                                  osp.join(REPO, TOOL))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool(TOOL).main
 
 
 @pytest.mark.parametrize('args, message', [
