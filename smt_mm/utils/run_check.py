@@ -28,9 +28,9 @@ def check_run_settings(cfg: Config) -> None:
     if 'load_strict' in cfg and not isinstance(cfg.load_strict, bool):
         raise LaunchError(f'load_strict must be True or False, got '
                           f'{cfg.load_strict!r}')
+    _check_ranges(cfg)
     _check_dataloaders(cfg)
     _check_optimizer(cfg)
-    _check_ranges(cfg)
 
 
 def _is_int(value) -> bool:
@@ -46,14 +46,7 @@ def _check_dataloaders(cfg: Config) -> None:
         loader = cfg.get(split)
         if not isinstance(loader, dict):
             continue
-        batch_size = loader.get('batch_size', 1)
-        if not _is_int(batch_size) or batch_size < 1:
-            raise LaunchError(f'{split}.batch_size must be a whole number '
-                              f'of at least 1, got {batch_size!r}')
         workers = loader.get('num_workers', 0)
-        if not _is_int(workers) or workers < 0:
-            raise LaunchError(f'{split}.num_workers must be a whole number '
-                              f'of at least 0, got {workers!r}')
         persistent = loader.get('persistent_workers', False)
         if not isinstance(persistent, bool):
             raise LaunchError(f'{split}.persistent_workers must be True or '
@@ -110,6 +103,14 @@ _SEED = (lambda v: v is None or _is_int(v), 'a whole number or None')
 # it they divide by zero mid-run, loop forever, train nothing, or (a
 # negative max_norm) silently turn every gradient around.
 RANGES = {
+    **{
+        f'{split}.batch_size': _whole(1)
+        for split in DATALOADERS
+    },
+    **{
+        f'{split}.num_workers': _whole(0)
+        for split in DATALOADERS
+    },
     'train_cfg.max_epochs': _whole(1),
     'train_cfg.max_iters': _whole(1),
     'train_cfg.val_interval': _whole(1),
