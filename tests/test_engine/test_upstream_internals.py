@@ -16,6 +16,10 @@ Where each one is used:
 * ``IterBasedTrainLoop.dataloader_iterator`` -- ``RNGReseedHook`` can only
   key the sampler of a loop that has not started iterating;
 * ``Config._cfg_dict`` -- ``drop_package_scope`` edits the tree in place;
+* ``Config._get_base_files`` -- ``smt_mm.utils.config.base_files`` walks
+  a ``_base_`` chain (loops, FIFOs) before mmengine parses it;
+* ``Runner._experiment_name`` -- ``SMTRunner`` makes it unique per process
+  before mmengine names the logger, message hub and scope after it;
 * ``state_dict._metadata`` -- versioned key upgrades of SMT;
 * the text of torch's weights-only refusal -- told from a damaged file;
 * numpy's pickled dtype state layout -- the safe unpickler's dtype check;
@@ -74,6 +78,23 @@ def test_runner_internals():
     assert 'self._has_loaded' in inspect.getsource(Runner.load_or_resume)
     assert 'self.dataloader_iterator' in inspect.getsource(
         IterBasedTrainLoop.__init__)
+
+
+def test_config_base_files(tmp_path):
+    from mmengine.config import Config
+    config = tmp_path / 'child.py'
+    config.write_text("_base_ = ['./a.py', 'mmdet::b.py']\n")
+    assert Config._get_base_files(str(config)) == ['./a.py', 'mmdet::b.py']
+
+
+def test_runner_experiment_name_is_set_before_it_names_things():
+    from mmengine.runner import Runner
+    source = inspect.getsource(Runner.__init__)
+    named = source.index('self._experiment_name = ')
+    assert named < source.index('DefaultScope.get_instance(')
+    assert named < source.index('self.build_logger(')
+    assert "log_cfg.setdefault('name', self._experiment_name)" in \
+        inspect.getsource(Runner.build_logger)
 
 
 def test_config_tree_attribute():
