@@ -7,7 +7,7 @@
 3. evaluates the saved checkpoint on the validation set with tools/test.py
    (mmdet CocoMetric),
 4. draws the predictions on a validation image with tools/demo.py,
-5. prints the metrics beside the bar of the detection issue (bbox and segm
+5. prints the metrics beside the quickstart's bar (bbox and segm
    mAP@0.5 >= 0.5) and the range measured on 2-core CPUs; with --strict,
    exits non-zero when they are below the bar.
 
@@ -32,7 +32,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = 'configs/det/smt_t_maskrcnn_synth-quickstart.py'
 DATA = 'data/synthetic_coco'
 LOG_NAME = 'quickstart.log'
-# The bar of the detection issue, and what runs of this script gave on a
+# The quickstart's bar, and what runs of this script gave on a
 # 2-core CPU machine with seeds 0, 1 and 2 (bbox mAP@0.5 0.595, 0.622,
 # 0.549: the seed and float32 rounding move the training trajectory).
 BARS = {'coco/bbox_mAP_50': 0.5, 'coco/segm_mAP_50': 0.5}

@@ -1,38 +1,36 @@
 #!/usr/bin/env bash
-# The prepared GPU run: everything a lent GPU machine (Python 3.12, torch 2.11
-# preinstalled, no network; 15 minutes of device time per session, start
-# included) should measure, in one call of about 5 minutes. Every step runs
-# under its own `timeout`, within a total budget, and writes its results
-# under $OUT as soon as they exist, so a run cut short still returns what
-# finished; $OUT/summary.txt has one line per step.
+# An acceptance run for a GPU node: the self-check, the benchmark of SMT-T
+# and SMT-B against the official code, 20 AMP iterations of Mask R-CNN SMT-B
+# and the GPU test tier, in one call. Every step runs under its own
+# `timeout`, within a total budget, and writes its results under $OUT as soon
+# as they exist, so a run cut short still returns what finished;
+# $OUT/summary.txt has one line per step.
 #
-# Before the call, fill the git-ignored .whl/ (about 48 MB) on the CPU
-# machine, which has the network:
-#   bash tools/misc/gpu_session.sh prepare [SHARED]   # default ../shared
-# copies SHARED/device/*.whl (the device README's wheelhouse; its mmcv source
-# tarball stays out) and SHARED/official/models_smt.py (the benchmark's
+# Where SMT-MM is installed, leave out the install step:
+#   OUT=gpu_check GPU_SESSION_BUDGET=900 \
+#     GPU_SESSION_STEPS='env selfcheck bench_t bench_b maskrcnn gpu_tests' \
+#     bash tools/misc/gpu_session.sh
+# For a node without network that has torch but not the OpenMMLab stack,
+# fill the git-ignored .whl/ beforehand where there is a network:
+#   bash tools/misc/gpu_session.sh prepare DIR
+# copies DIR/device/*.whl (wheels for the node's Python and torch, mmcv with
+# CUDA ops among them) and DIR/official/models_smt.py (the benchmark's
 # official side), and downloads CPython 3.12 wheels of PyYAML (mmengine and
-# mmcv import yaml) and Markdown (model-index, imported by mmpretrain, does),
-# which the GPU machine's package list does not name.
-# The call (the device tool of a session), then give the machine back:
-#   run(command="bash tools/misc/gpu_session.sh", carry=[".whl"],
-#       timeout_s=400)
-# A rerun of some steps only, in less time (a warm machine keeps the
-# install; a fresh one needs the install step again):
-#   run(command="GPU_SESSION_STEPS='install maskrcnn' GPU_SESSION_BUDGET=200
-#       bash tools/misc/gpu_session.sh", carry=[".whl"], timeout_s=240)
+# mmcv import yaml) and Markdown (model-index, imported by mmpretrain, does).
+# The install step then installs .whl/ with pip --target, keeping the node's
+# torch. Rerun some steps only, in less time:
+#   GPU_SESSION_STEPS='install maskrcnn' GPU_SESSION_BUDGET=200 \
+#     bash tools/misc/gpu_session.sh
 #
-# Steps (names for GPU_SESSION_STEPS): env; install (pip --target from .whl/,
-# as the device README says; the machine keeps its torch); selfcheck
+# Steps (names for GPU_SESSION_STEPS): env; install; selfcheck
 # (tools/misc/selfcheck.py); bench_t and bench_b (tools/analysis/benchmark.py:
-# fp32 and bf16 autocast, ours against the official code, train step at
-# 224x224 batch 64 and at 800x1216 with 2 images, latency, peak memory);
-# maskrcnn (20 iterations of configs/det/smt_b_maskrcnn_3x.py with --amp on
-# synthetic 1333x800 images: s/iteration, memory, an 8-GPU estimate of the 3x
-# schedule); gpu_tests (pytest tests -m gpu).
+# fp32 and bf16 autocast, ours against the official code when .whl/ holds it,
+# train step at 224x224 batch 64 and at 800x1216 with 2 images, latency, peak
+# memory); maskrcnn (20 iterations of configs/det/smt_b_maskrcnn_3x.py with
+# --amp on synthetic 1333x800 images: s/iteration, memory, an 8-GPU estimate
+# of the 3x schedule); gpu_tests (pytest tests -m gpu).
 #
-# Rehearsal on a CPU machine, in a Python 3.12 + torch 2.11 virtualenv with
-# the GPU machine's packages (README, Performance > GPU):
+# Try it on a CPU first:
 #   GPU_SESSION_REHEARSAL=1 OUT=/tmp/out bash tools/misc/gpu_session.sh
 # runs every step on the CPU with tiny sizes (the same tools, configs, model;
 # the Mask R-CNN run in fp32 with fewer RoIs).
@@ -58,9 +56,9 @@ SUMMARY=$OUT/summary.txt
 export PYTHONPATH=$TMP/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1 PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
-CAP_SCALE=1  # the step limits below are for the GPU machine
+CAP_SCALE=1  # the step limits below are for a GPU node
 if [ "$REHEARSAL" = 1 ]; then
-  CAP_SCALE=${GPU_SESSION_CAP_SCALE:-6}  # a 2-core CPU machine, shared
+  CAP_SCALE=${GPU_SESSION_CAP_SCALE:-6}  # a small, possibly busy CPU
   # one thread per process: OpenMP threads spinning on a shared, busy
   # machine made the benchmark 10-30x slower
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -86,10 +84,10 @@ print('python', sys.version.split()[0], '| torch', torch.__version__,
       '| CUDA', torch.version.cuda, '| available', torch.cuda.is_available(),
       '| cuDNN', torch.backends.cudnn.version())"
   "$PY" -m pip list 2>/dev/null | grep -i -E '^(torch|numpy|opencv|nvidia)'
-  ls -la "$WHEELS"
+  ls -la "$WHEELS" 2>/dev/null || echo "no $WHEELS: the install step is not used"
 }
 
-install() {  # the device README's recipe: the machine keeps its own torch
+install() {  # pip --target from the wheels: the node keeps its own torch
   if [ -f "$TMP/site/.complete" ]; then
     echo "already installed in $TMP/site (a rerun on the same machine)"
   else
@@ -197,7 +195,7 @@ if [ "${1:-}" = prepare ]; then
   shared=${2:-../shared}
   for f in "$shared"/device/mmcv-2.1.0-cp312-*.whl \
     "$shared"/official/models_smt.py; do
-    [ -f "$f" ] || { echo "prepare: no $f (give the shared folder)" >&2; exit 2; }
+    [ -f "$f" ] || { echo "prepare: no $f (give the folder holding device/ and official/)" >&2; exit 2; }
   done
   mkdir -p "$WHEELS"
   cp "$shared"/device/*.whl "$shared"/official/models_smt.py "$WHEELS"/
