@@ -38,6 +38,21 @@ def file_problem(path) -> Optional[str]:
                 'not a regular file')
 
 
+def check_input_file(path, what: str, noun: str = 'file') -> None:
+    """The gate for a file a tool reads at a path the user gave: one line
+    when it is missing (``{what} not found: {path}``) or not a regular
+    file (``{what} {path} is a FIFO (named pipe), not a {noun}``).
+
+    Raises:
+        LaunchError: Naming the path and what it is.
+    """
+    problem = file_problem(path)
+    if problem == 'not found':
+        raise LaunchError(f'{what} not found: {path}')
+    if problem:
+        raise LaunchError(f'{what} {path} is {problem}, not a {noun}')
+
+
 def read_small_text(path, limit: int = 4096) -> Optional[str]:
     """The text of a small regular file (at most ``limit`` bytes are read),
     or None when ``path`` is not a regular file."""

@@ -24,6 +24,7 @@ from smt_mm.errors import LaunchError
 from smt_mm.files import check_image, check_output_file
 from smt_mm.utils.cli import run_cli
 from smt_mm.utils.config import load_config, task_of
+from smt_mm.visualization.inputs import check_files
 
 
 def parse_args(argv=None):
@@ -191,9 +192,7 @@ def classify_and_draw(args, cfg):
 
 def main(argv=None):
     args = parse_args(argv)
-    for path in (args.image, args.checkpoint):
-        if not osp.isfile(path):
-            raise LaunchError(f'file not found: {path}')
+    check_files(args.image, args.checkpoint)
     if args.topk < 1:
         raise LaunchError(f'--topk must be at least 1, got {args.topk}')
     check_image(args.image)

@@ -15,7 +15,7 @@ import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT and SMTRunner)
 from smt_mm.errors import LaunchError
-from smt_mm.files import check_output_file
+from smt_mm.files import check_input_file, check_output_file
 from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli
 from smt_mm.utils.config import (add_result_dump, check_writable_file,
                                  drop_training, enable_tta, load_config,
@@ -124,8 +124,8 @@ def main(argv=None):
     if args.interval < 1:
         raise LaunchError(f'--interval must be at least 1, got '
                           f'{args.interval}')
-    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
-        raise LaunchError(f'checkpoint not found: {args.checkpoint}')
+    if '://' not in args.checkpoint:
+        check_input_file(args.checkpoint, 'checkpoint', 'checkpoint file')
     check_outputs(args)
     cfg = load_config(args.config, args.cfg_options)
     task = task_of(cfg)

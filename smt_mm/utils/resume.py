@@ -9,7 +9,7 @@ from typing import Optional
 from mmengine.config import Config
 
 from smt_mm.errors import LaunchError
-from smt_mm.files import file_problem, read_small_text
+from smt_mm.files import check_input_file, read_small_text
 
 
 def set_resume(cfg: Config, resume: Optional[str]) -> None:
@@ -19,12 +19,7 @@ def set_resume(cfg: Config, resume: Optional[str]) -> None:
         return
     cfg.resume = True
     if resume != 'auto':
-        problem = file_problem(resume)
-        if problem == 'not found':
-            raise LaunchError(f'--resume checkpoint not found: {resume}')
-        if problem:
-            raise LaunchError(f'--resume checkpoint {resume} is {problem}, '
-                              'not a checkpoint file')
+        check_input_file(resume, '--resume checkpoint', 'checkpoint file')
         cfg.load_from = resume
         return
     latest = latest_complete_checkpoint(cfg.work_dir)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from smt_mm.errors import LaunchError
-from smt_mm.files import check_image
+from smt_mm.files import check_image, check_input_file
 from smt_mm.utils.config import innermost_dataset, task_of
 
 # said when a tool draws a model without weights
@@ -36,8 +36,8 @@ class NetworkInput(NamedTuple):
 def check_files(*paths: Optional[str]) -> None:
     """Fail with one line if a given input file does not exist."""
     for path in paths:
-        if path is not None and not osp.isfile(path):
-            raise LaunchError(f'file not found: {path}')
+        if path is not None:
+            check_input_file(path, 'file')
 
 
 def smt_backbone(model):

@@ -83,3 +83,18 @@ def test_a_fifo_lock_file_is_one_line(tmp_path):
         f'cannot lock work dir {tmp_path}: '
         f'{osp.join(str(tmp_path), LOCK_NAME)} is a FIFO (named pipe), not '
         'a lock file; remove it')
+
+
+def test_tools_name_what_a_checkpoint_path_is(tmp_path, odd_files):
+    from helpers import tool_error
+    for tool, args in [
+        ('tools/test.py', ['configs/cls/smt_t_in1k.py']),
+        ('tools/demo.py', ['configs/cls/smt_t_in1k.py']),
+    ]:
+        path = tmp_path / 'fifo.pth'
+        argv = [*args, path] if tool == 'tools/test.py' else \
+            ['README.md', *args, path, '--out', tmp_path / 'o.png']
+        with deadline(60):
+            message = tool_error(tool, argv)
+        assert message.endswith(f'{path} is a FIFO (named pipe), not a ' + (
+            'checkpoint file' if tool == 'tools/test.py' else 'file')), message

@@ -41,7 +41,7 @@ from smt_mm.deployment.onnx_graph import graph_io
 from smt_mm.deployment.preprocessing import preprocessing_note
 from smt_mm.deployment.shapes import export_shape
 from smt_mm.errors import LaunchError
-from smt_mm.files import check_output_file
+from smt_mm.files import check_input_file, check_output_file
 from smt_mm.models import SMT
 from smt_mm.utils.cli import add_cfg_options, run_cli
 from smt_mm.utils.config import load_config, task_of
@@ -117,8 +117,7 @@ def check_weights(checkpoint, random_weights: bool):
                 '(to try the export; its outputs mean nothing)')
         print(RANDOM_WARNING)
         return None
-    if not osp.isfile(checkpoint):
-        raise LaunchError(f'checkpoint not found: {checkpoint}')
+    check_input_file(checkpoint, 'checkpoint', 'checkpoint file')
     return checkpoint
 
 
