@@ -13,6 +13,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from . import forkserver
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OFFICIAL = os.environ.get(
     'SMT_OFFICIAL',
@@ -53,15 +55,20 @@ def one_block_per_stage(backbone_cfg) -> None:
 
 def run_tool(args, cwd=REPO, timeout=900, env=None, check=True):
     """Run a command line tool; with ``check``, fail the test with its
-    output when it exits non-zero."""
+    output when it exits non-zero. ``python tools/X.py ...`` runs in a
+    process forked from a server that has the stack imported
+    (``forkserver``); other command lines in a fresh process."""
     full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
-    proc = subprocess.run(
-        args,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env)
+    if forkserver.can_fork(args, full_env):
+        proc = forkserver.run(args, cwd, full_env, timeout)
+    else:
+        proc = subprocess.run(
+            args,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full_env)
     if check and proc.returncode != 0:
         pytest.fail(f'{" ".join(map(str, args))} exited {proc.returncode}\n'
                     f'--- stdout ---\n{proc.stdout[-4000:]}\n'

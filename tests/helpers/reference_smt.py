@@ -80,7 +80,8 @@ def block_reference(block, x: torch.Tensor, hw_shape: HW) -> torch.Tensor:
 
 def reference_forward(model, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
     """The NCHW stage maps of ``model`` (an ``SMT``) for ``out_indices``."""
-    model._check_input_size(x)
+    from smt_mm.models.backbones.smt_args import check_input_size
+    check_input_size(x, model.min_input_size)
     outs = []
     for i, stage in enumerate(model.stages):
         tokens, hw_shape = stage.patch_embed(x)

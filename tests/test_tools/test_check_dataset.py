@@ -1,11 +1,10 @@
 """tools/misc/check_dataset.py on the synthetic COCO and ADE20K data: passes
 when the data is there, names what is missing otherwise."""
 import os
-import subprocess
 import sys
 
 import pytest
-from helpers import REPO, run_tool
+from helpers import run_tool
 
 DET = 'configs/det/smt_t_maskrcnn_synth-quickstart.py'
 SEG = 'configs/seg/smt_t_upernet_synth.py'
@@ -28,11 +27,9 @@ def roots(path):
 
 
 def check(config, *args):
-    return subprocess.run(
+    return run_tool(
         [sys.executable, 'tools/misc/check_dataset.py', config, *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True)
+        check=False)
 
 
 @pytest.mark.parametrize('config,kind,images,annotations',

@@ -2,11 +2,10 @@
 """tools/analysis/plot_logs.py: loss and metric curves from mmengine's
 scalar log, one axis per curve, runs compared with a legend."""
 import json
-import subprocess
 import sys
 
 import pytest
-from helpers import REPO, assert_picture, run_tool
+from helpers import assert_picture, run_tool
 
 
 def write_scalars(work_dir):
@@ -46,14 +45,12 @@ def test_plot_logs_writes_png(tmp_path):
 
 def test_plot_logs_unknown_key(tmp_path):
     log = write_scalars(tmp_path)
-    proc = subprocess.run([
+    proc = run_tool([
         sys.executable, 'tools/analysis/plot_logs.py',
         str(log), '--keys', 'mIoU', '--out',
         str(tmp_path / 'x.png')
     ],
-                          cwd=REPO,
-                          capture_output=True,
-                          text=True)
+                    check=False)
     assert proc.returncode == 1
     assert "'mIoU' was not logged" in proc.stderr and 'loss_cls' in \
         proc.stderr

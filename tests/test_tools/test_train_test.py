@@ -81,12 +81,9 @@ def test_dist_train_two_cpu_processes(tiny_det_config, tmp_path):
 
 
 def test_launcher_errors_are_one_line(tmp_path):
-    import subprocess
-    proc = subprocess.run(
+    proc = run_tool(
         [sys.executable, 'tools/train.py', 'configs/det/smt_t_maskrcnn_1y.py'],
-        cwd=REPO,
-        capture_output=True,
-        text=True)
+        check=False)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith(
         'error: config file not found: configs/det/smt_t_maskrcnn_1y.py')

@@ -2,12 +2,11 @@
 """Bad arguments, data and checkpoints give one clear line from the tools,
 not a traceback from inside mmengine."""
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
 import torch
-from helpers import MINI_ARCH, REPO, write_tiny_det_config
+from helpers import MINI_ARCH, run_tool, write_tiny_det_config
 
 from smt_mm.errors import SMTConfigError
 from smt_mm.models import SMT
@@ -69,13 +68,11 @@ def derived(root, name, body):
 
 
 def one_line_error(args, tmp_path):
-    proc = subprocess.run(
+    proc = run_tool(
         [sys.executable] + args +
         ['--work-dir', str(tmp_path / 'work')],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300)
+        timeout=300,
+        check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output[-3000:]
     assert 'Traceback' not in output, output[-3000:]

@@ -1,0 +1,191 @@
+# Copyright (c) SMT-MM contributors. All rights reserved.
+"""Run ``python tools/X.py ...`` command lines without paying for a fresh
+Python each time.
+
+A fresh interpreter imports torch, mmcv, mmengine, mmdet, mmseg, mmpretrain
+and smt_mm before a tool does anything (seconds on a small CPU machine, and
+the test suite runs about a hundred tool command lines). One server process
+imports them once and runs no tensor code (so forking it is safe for
+OpenMP); each command line then runs in a process forked from it: a process
+of its own (its exit status, its stdout/stderr files, its signals, its file
+locks released when it ends), with the test's cwd, environment and umask.
+
+Command lines whose start-up itself is under test (``-c`` code, other
+programs, an environment that changes what is read at import such as
+``PYTHONPATH``) run in a fresh interpreter as before: see ``can_fork``.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+# Environment variables the package and the tools read when they run, not
+# when they are imported: a command line may differ from the server's
+# environment in these and still run forked.
+READ_AT_RUN_TIME = ('PYTHONUNBUFFERED', 'PYTEST_', 'SMT_MM_', 'LOCAL_RANK')
+
+_SERVER = None
+_SERVER_ENV = None
+
+
+def can_fork(args, env) -> bool:
+    """Whether ``args`` (with the full environment ``env``) runs the same in
+    a process forked from the server as in a fresh interpreter."""
+    if os.environ.get('SMT_TESTS_FRESH_PYTHON') == '1':
+        return False
+    if len(args) < 2 or str(args[0]) != sys.executable:
+        return False
+    first = str(args[1])
+    if not (first == '-m' or first.endswith('.py')):
+        return False
+    # what the server read at import time is what a fresh Python would
+    started = _SERVER_ENV if _SERVER_ENV is not None else os.environ
+    changed = {
+        k
+        for k in set(env) | set(started) if env.get(k) != started.get(k)
+    }
+    return all(k.startswith(READ_AT_RUN_TIME) for k in changed)
+
+
+def _server():
+    global _SERVER, _SERVER_ENV
+    if _SERVER is None or _SERVER.poll() is not None:
+        _SERVER_ENV = dict(os.environ)
+        _SERVER = subprocess.Popen([sys.executable, '-u', __file__],
+                                   stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE,
+                                   text=True)
+        ready = _SERVER.stdout.readline()
+        assert ready.strip() == 'ready', f'fork server failed: {ready!r}'
+    return _SERVER
+
+
+def run(args, cwd, env, timeout):
+    """Run ``args`` in a process forked from the server; returns a
+    ``subprocess.CompletedProcess`` as ``subprocess.run`` would, or raises
+    ``subprocess.TimeoutExpired`` (the process is killed)."""
+    server = _server()
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = os.path.join(tmp, 'out'), os.path.join(tmp, 'err')
+        umask = os.umask(0)
+        os.umask(umask)
+        request = dict(
+            argv=[str(a) for a in args[1:]],
+            cwd=str(cwd),
+            env=env,
+            umask=umask,
+            out=out,
+            err=err,
+            timeout=timeout)
+        server.stdin.write(json.dumps(request) + '\n')
+        server.stdin.flush()
+        reply = json.loads(server.stdout.readline())
+        with open(out, errors='replace') as f:
+            stdout = f.read()
+        with open(err, errors='replace') as f:
+            stderr = f.read()
+    if reply['returncode'] is None:
+        raise subprocess.TimeoutExpired(args, timeout, stdout, stderr)
+    return subprocess.CompletedProcess(args, reply['returncode'], stdout,
+                                       stderr)
+
+
+def _child(request):
+    """In the forked process: become ``python ARGV`` and never return."""
+    import runpy
+    import signal
+    os.setpgrp()  # a timeout kills the command and what it started
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.chdir(request['cwd'])
+    os.umask(request['umask'])
+    os.environ.clear()
+    os.environ.update(request['env'])
+    for fd, path in ((1, request['out']), (2, request['err'])):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(target, fd)
+        os.close(target)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdin = open(0, closefd=False)
+    sys.stdout = open(1, 'w', buffering=1, closefd=False)
+    sys.stderr = open(2, 'w', buffering=1, closefd=False)
+    argv = request['argv']
+    code = 0
+    try:
+        if argv[0] == '-m':
+            sys.argv = argv[1:]
+            sys.path.insert(0, request['cwd'])
+            runpy.run_module(argv[1], run_name='__main__', alter_sys=True)
+        else:
+            script = os.path.abspath(argv[0])
+            sys.argv = argv
+            sys.path.insert(0, os.path.dirname(script))
+            runpy.run_path(script, run_name='__main__')
+    except SystemExit as ended:
+        if ended.code is None:
+            code = 0
+        elif isinstance(ended.code, int):
+            code = ended.code
+        else:
+            print(ended.code, file=sys.stderr)
+            code = 1
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        code = 1
+    try:
+        import atexit
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def _wait(pid, timeout):
+    """The exit status of ``pid`` as subprocess reports it, or None after
+    killing its process group when it runs past ``timeout`` seconds."""
+    import signal
+    import time
+    end = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > end:
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(0.05)
+
+
+def _serve():
+    """The server: import the stack once, then fork one process per
+    request line on stdin and answer its exit status on stdout."""
+    import matplotlib.pyplot  # noqa: F401
+    import mmdet.apis  # noqa: F401
+    import mmdet.datasets  # noqa: F401
+    import mmdet.models  # noqa: F401
+    import mmpretrain.models  # noqa: F401
+    import mmseg.models  # noqa: F401
+    import torch  # noqa: F401
+
+    import smt_mm  # noqa: F401
+    channel = sys.stdout
+    channel.write('ready\n')
+    channel.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            _child(request)
+        returncode = _wait(pid, request['timeout'])
+        channel.write(json.dumps(dict(returncode=returncode)) + '\n')
+        channel.flush()
+
+
+if __name__ == '__main__':
+    sys.path.pop(0)  # this folder: not on a tool's path
+    _serve()
