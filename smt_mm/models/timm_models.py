@@ -26,7 +26,16 @@ left out, when ``num_classes`` differs from the file's (or is 0). With
 ``features_only=True`` timm's ``FeatureGetterNet`` returns the NCHW maps of
 the stages in ``out_indices`` (0-3, strides 4-32), and ``feature_info``
 gives their channels and strides.
+
+As timm's own models, the model takes ``device=`` and ``dtype=`` (built
+there directly; ``device='meta'`` allocates nothing, and ``to_empty()``
+then ``init_weights()`` materialise it) and traces with ``torch.fx``
+(``torch.fx.symbolic_trace``, timm's ``features_only=True,
+feature_cls='fx'`` and ``create_feature_extractor``); the input-size check
+stays in the traced graph. TorchScript (``torch.jit.script``) is not
+supported: mmcv's ``ConvModule`` in the stem does not script.
 """
+from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -35,6 +44,7 @@ from mmengine.logging import print_log
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import (build_model_with_cfg, generate_default_cfgs,
                          register_model, resolve_pretrained_cfg)
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from smt_mm.checkpoint import load_checked, read_checkpoint
 from .backbones import SMT
@@ -60,6 +70,12 @@ class TimmSMT(SMT):
         drop_path_rate (float): Stochastic depth. Defaults to 0.
         global_pool (str): ``'avg'`` or ``''`` (no pooling in
             ``forward_head``). Defaults to ``'avg'``.
+        device (torch.device | str, optional): Where to create the
+            parameters and buffers (timm's direct-device initialisation,
+            e.g. ``'cuda'``, or ``'meta'`` for no memory at all). Defaults
+            to None (PyTorch's default device).
+        dtype (torch.dtype, optional): Floating-point type of the
+            parameters and buffers. Defaults to None (PyTorch's default).
         **kwargs: Other :class:`~smt_mm.models.SMT` arguments
             (``frozen_stages``, ``with_cp``...).
     """
@@ -71,26 +87,37 @@ class TimmSMT(SMT):
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  global_pool: str = 'avg',
+                 device: Optional[Union[torch.device, str]] = None,
+                 dtype: Optional[torch.dtype] = None,
                  **kwargs):
         if global_pool not in ('avg', ''):
             raise ValueError(f"TimmSMT: global_pool must be 'avg' or '', got "
                              f'{global_pool!r}')
         kwargs.pop('out_indices', None)  # every stage; timm selects
-        super().__init__(
-            arch=arch,
-            in_channels=in_chans,
-            drop_path_rate=drop_path_rate,
-            **kwargs)
-        self.num_classes = num_classes
-        self.global_pool = global_pool
-        self.drop_rate = drop_rate
-        self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(self.num_features, num_classes) \
-            if num_classes > 0 else nn.Identity()
-        self.output_fmt = 'NCHW'
-        self.init_weights()  # timm models are initialised when built
+        # factory calls without a device (every layer's) create there
+        with torch.device(device) if device is not None else nullcontext():
+            super().__init__(
+                arch=arch,
+                in_channels=in_chans,
+                drop_path_rate=drop_path_rate,
+                **kwargs)
+            self.num_classes = num_classes
+            self.global_pool = global_pool
+            self.drop_rate = drop_rate
+            self.head_drop = nn.Dropout(drop_rate)
+            self.head = nn.Linear(self.num_features, num_classes) \
+                if num_classes > 0 else nn.Identity()
+            self.output_fmt = 'NCHW'
+            self.init_weights()  # timm models are initialised when built
+        if dtype is not None:
+            self.to(dtype=dtype)
 
     def init_weights(self):
+        # BatchNorm as built, statistics included: a model created on the
+        # meta device and materialised by to_empty() starts from these
+        for m in self.modules():
+            if isinstance(m, _BatchNorm):
+                m.reset_parameters()
         super().init_weights()
         if isinstance(self.head, nn.Linear):
             nn.init.trunc_normal_(self.head.weight, std=.02)
@@ -106,8 +133,13 @@ class TimmSMT(SMT):
         self.num_classes = num_classes
         if global_pool is not None:
             self.global_pool = global_pool
-        self.head = nn.Linear(self.num_features, num_classes) \
-            if num_classes > 0 else nn.Identity()
+        # on the device and in the dtype of the model
+        weight = next(self.stages.parameters())
+        self.head = nn.Linear(
+            self.num_features,
+            num_classes,
+            device=weight.device,
+            dtype=weight.dtype) if num_classes > 0 else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's normalised (B, C, H/32, W/32) map."""

@@ -1,14 +1,18 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """SMT through ``timm.create_model`` (optional extra ``timm``): the release
 file loads safely and strictly and gives the official outputs, for
-classification and ``features_only``."""
+classification and ``features_only``; what timm's model tests ask of its
+own models (``device=`` / ``dtype=``, torch.fx tracing and fx feature
+extraction) holds."""
 import os.path as osp
 import pickle
 
 import pytest
 import torch
+from helpers import MINI_ARCH
 
-from smt_mm.errors import CheckpointMismatchError, UnsafeCheckpointError
+from smt_mm.errors import (CheckpointMismatchError, SMTConfigError,
+                           UnsafeCheckpointError)
 
 timm = pytest.importorskip('timm')
 timm_models = pytest.importorskip('smt_mm.models.timm_models')
@@ -92,3 +96,78 @@ def test_loading_is_strict_and_safe(fixture, tmp_path):
     with pytest.raises(UnsafeCheckpointError):
         create('smt_t', str(evil), arch=arch, num_classes=num_classes)
     assert pickle.HIGHEST_PROTOCOL >= 2
+
+
+# -- what timm's own model tests ask of a model --------------------------
+def small_model(**kwargs):
+    torch.manual_seed(0)
+    return timm.create_model('smt_t', arch=MINI_ARCH, num_classes=5, **kwargs)
+
+
+def test_create_model_on_a_device_and_in_a_dtype():
+    model = small_model(device='cpu', dtype=torch.float64)
+    tensors = [*model.parameters(), *model.buffers()]
+    assert {t.device.type for t in tensors} == {'cpu'}
+    assert {t.dtype for t in tensors if t.is_floating_point()} == \
+        {torch.float64}
+    model.reset_classifier(3)  # the new head follows the model
+    assert model.head.weight.dtype == torch.float64
+    assert model(torch.rand(1, 3, 32, 32, dtype=torch.float64)).shape == \
+        (1, 3)
+
+
+def test_meta_device_allocates_nothing_and_materialises():
+    model = small_model(device='meta')
+    assert {t.device.type for t in model.state_dict().values()} == {'meta'}
+    model.to_empty(device='cpu')
+    model.init_weights()
+    fresh = small_model()
+    for name, value in fresh.state_dict().items():
+        if 'bn.' in name or name.endswith(('.norm.bias', 'norm1.weight')):
+            # norms and BatchNorm statistics as built, not memory garbage
+            torch.testing.assert_close(model.state_dict()[name], value)
+    assert torch.isfinite(model.eval()(torch.rand(1, 3, 64, 64))).all()
+
+
+@pytest.mark.parametrize('train', [False, True], ids=['eval', 'train'])
+def test_fx_symbolic_trace_computes_what_the_model_does(train):
+    model = small_model().train(train)
+    traced = torch.fx.symbolic_trace(model)
+    x = torch.randn(2, 3, 64, 64, requires_grad=train)
+    out = model(x)
+    torch.testing.assert_close(traced(x), out, rtol=0, atol=0)
+    if train:  # the backward pass of the traced graph is the model's
+        grad = torch.autograd.grad(out.sum(), x)[0]
+        traced_grad = torch.autograd.grad(traced(x).sum(), x)[0]
+        torch.testing.assert_close(traced_grad, grad)
+    # the size check is recorded, not dropped: same message as the model
+    with pytest.raises(
+            SMTConfigError,
+            match=r'input 16x40 \(HxW\) is '
+            'smaller than the minimum 32x32'):
+        traced(torch.rand(1, 3, 16, 40))
+
+
+def test_fx_feature_extraction_returns_the_stage_maps():
+    from timm.models import FeatureGraphNet
+    model = small_model().eval()
+    features = FeatureGraphNet(model, out_indices=(1, 2, 3))
+    assert features.feature_info.channels() == [32, 64, 128]
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        for mode in (False, True):  # the eval and the train graph
+            want = model.train(mode).forward_intermediates(
+                x, indices=[1, 2, 3], intermediates_only=True)
+            maps = features.train(mode)(x)
+            assert len(maps) == 3
+            for got, expected in zip(maps, want):
+                torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    # timm's factory path for the same extractor
+    built = timm.create_model(
+        'smt_t',
+        arch=MINI_ARCH,
+        features_only=True,
+        feature_cls='fx',
+        out_indices=(1, 3))
+    assert [tuple(m.shape) for m in built(x)] == [(2, 32, 8, 12),
+                                                  (2, 128, 2, 3)]

@@ -68,6 +68,62 @@ def test_fast_matches_reference(size, train):
         _assert_grads_close(fast_grads, ref_grads)
 
 
+def _sam_blocks(model):
+    from smt_mm.models.backbones.smt import SAM
+    blocks = [m for m in model.modules() if isinstance(m, SAM)]
+    assert blocks and all(m.fused for m in blocks)  # fused by default
+    return blocks
+
+
+@pytest.mark.parametrize('train', [False, True], ids=['eval', 'train'])
+def test_plain_sam_steps_match_the_fused_kernels(train, monkeypatch):
+    # SAM.fused is the one switch: off, SAM computes the paper's steps as
+    # written (no kernel of smt_kernels runs) and agrees with the fused
+    # kernels and with the independent reference, outputs and gradients
+    torch.manual_seed(0)
+    model = SMT(MINI_ARCH)
+    model.init_weights()
+    _randomise_batchnorms(model)
+    x = torch.randn(2, 3, 65, 47)
+    fused_outs, fused_grads = _run(model, x, train)
+    for m in _sam_blocks(model):
+        m.fused = False
+    from smt_mm.models.backbones import smt as smt_module
+
+    def refuse(*args):
+        raise AssertionError('a fused SAM kernel ran with fused=False')
+
+    for name in ('sam_split_heads', 'sam_head_convs', 'sam_modulator'):
+        monkeypatch.setattr(smt_module, name, refuse)
+    plain_outs, plain_grads = _run(model, x, train)
+    ref_outs, ref_grads = _run(ReferenceSMT(model), x, train)
+    for plain, fused, ref in zip(plain_outs, fused_outs, ref_outs):
+        assert (plain - fused).abs().max().item() <= 1e-5
+        assert (plain - ref).abs().max().item() <= 1e-5
+    if train:
+        _assert_grads_close(plain_grads, fused_grads)
+        _assert_grads_close(plain_grads, ref_grads)
+
+
+def test_sam_steps_are_the_visualised_maps():
+    # head_maps and modulator (what the visualisation draws) are forward's
+    # steps, in either mode
+    torch.manual_seed(0)
+    model = SMT(MINI_ARCH).eval()
+    _randomise_batchnorms(model)
+    sam = _sam_blocks(model)[0]
+    x, hw_shape = torch.randn(2, 6 * 5, sam.v.in_features), (6, 5)
+    with torch.no_grad():
+        want = sam(x, hw_shape)
+        for fused in (True, False):
+            sam.fused = fused
+            mixed = sam.head_maps(x, hw_shape)
+            assert mixed.shape == (2, sam.v.in_features // sam.num_heads,
+                                   sam.num_heads, *hw_shape)
+            got = sam.proj(sam.v(x) * sam.modulator(mixed).transpose(1, 2))
+            assert (got - want).abs().max().item() <= 1e-5
+
+
 def test_explicit_attention_switch_matches_fused():
     torch.manual_seed(0)
     model = SMT(MINI_ARCH).eval()
