@@ -3,19 +3,20 @@
 
 Importing this package only registers: the ``SMT`` backbone in mmengine's
 root ``MODELS`` registry (so ``dict(type='SMT')`` builds under the mmdet,
-mmseg and mmpretrain scopes), the ``SMTRunner``, the ``RNGReseedHook`` and
-``BF16AmpOptimWrapper``, an atomic file backend under its own name, and
-``smt_mm::`` as a config package. How mmengine and torch load or write files
+mmseg and mmpretrain scopes), the ``SMTRunner``, the ``RNGReseedHook``,
+``BF16AmpOptimWrapper`` and ``SMTLayerDecayOptimizerConstructor``, an
+atomic file backend under its own name, and ``smt_mm::`` as a config
+package. How mmengine and torch load or write files
 for other code is left unchanged; see :mod:`smt_mm.checkpoint` for the safe
 loading our runner and tools use, and ``enable_safe_loading()`` for scripts.
 """
 import os
 import warnings
 
+from .config_scheme import register_config_package
 from .engine import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
-from .utils import model_hub  # noqa: F401 (our models in mmpretrain)
-from .utils.package import register_config_package
+from .models import hub  # noqa: F401 (our models in mmpretrain)
 from .version import __version__
 
 register_config_package()
@@ -31,5 +32,15 @@ if os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '0') not in ('', '0'):
         'smt_mm.checkpoint.enable_safe_loading() to route mmengine through '
         'the safe reader.',
         stacklevel=2)
+
+
+def __getattr__(name):
+    """``smt_mm.utils``, the deprecated aliases of moved modules, without
+    importing it first (``import smt_mm`` used to)."""
+    if name == 'utils':
+        import importlib
+        return importlib.import_module('smt_mm.utils')
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
 
 __all__ = ['__version__']

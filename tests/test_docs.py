@@ -241,7 +241,7 @@ def module_problem(dotted):
 
 def test_module_problem():
     assert module_problem('.files.check_output_file') is None
-    assert module_problem('.utils.upstream') is None
+    assert module_problem('.launch.upstream') is None
     assert 'no_such_thing' in module_problem('.files.no_such_thing')
     assert 'nothing_here' in module_problem('.nothing_here.x')
 
@@ -374,9 +374,9 @@ def _parse(path):
                 node.module or '').startswith('smt_mm'):
             for alias in node.names:
                 module = _module_file(f'{node.module}.{alias.name}')
-                if module:  # from smt_mm.utils import cli
+                if module:  # from smt_mm.launch import cli
                     target = (module, None)
-                else:  # from smt_mm.utils.cli import add_common_args
+                else:  # from smt_mm.launch.cli import add_common_args
                     target = (_module_file(node.module), alias.name)
                 imports[alias.asname or alias.name] = target
     return tree, imports
@@ -464,7 +464,7 @@ def flag_problems(text):
 
 def test_tool_flags_are_read_from_the_source():
     train = tool_flags('tools/train.py')
-    # its own, and those of smt_mm.utils.cli's helpers it calls
+    # its own, and those of smt_mm.launch.cli's helpers it calls
     assert {'--work-dir', '--resume', '--cfg-options', '--launcher'} <= train
     assert '--dest' not in train
     assert {'--output-dir',

@@ -22,9 +22,9 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from mmengine.config import Config
 
 from smt_mm.checkpoint import safe_load
+from smt_mm.checks.run import RANGES, check_run_settings
 from smt_mm.errors import CheckpointLoadError, LaunchError
 from smt_mm.files import check_image
-from smt_mm.utils.run_check import RANGES, check_run_settings
 
 DATABASE = DirectoryBasedExampleDatabase(
     osp.join(REPO, 'tests', 'data', 'hypothesis'))

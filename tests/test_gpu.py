@@ -172,7 +172,7 @@ def test_maskrcnn_amp_iteration_on_gpu(tmp_path):
 
 
 def test_upernet_amp_iteration_on_gpu(tmp_path):
-    from smt_mm.utils.synthetic_ade import make_synthetic_ade
+    from smt_mm.datasets.synthetic_ade import make_synthetic_ade
     data = tmp_path / 'ade'
     make_synthetic_ade(str(data), num_train=4, num_val=2)
     work = tmp_path / 'work'

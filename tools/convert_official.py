@@ -25,9 +25,9 @@ import smt_mm
 from smt_mm.checkpoint import AtomicLocalBackend, read_checkpoint
 from smt_mm.errors import LaunchError
 from smt_mm.files import check_output_file
+from smt_mm.launch.cli import run_cli
+from smt_mm.launch.config import load_config
 from smt_mm.models.utils import convert_official_checkpoint
-from smt_mm.utils.cli import run_cli
-from smt_mm.utils.config import load_config
 
 
 def parse_args(argv=None):

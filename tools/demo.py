@@ -22,8 +22,8 @@ import smt_mm  # noqa: F401
 from smt_mm.apis import class_names, config_dataset_meta
 from smt_mm.errors import LaunchError
 from smt_mm.files import check_image, check_output_file
-from smt_mm.utils.cli import run_cli
-from smt_mm.utils.config import load_config, task_of
+from smt_mm.launch.cli import run_cli
+from smt_mm.launch.config import load_config, task_of
 from smt_mm.visualization.inputs import check_files
 
 

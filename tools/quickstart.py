@@ -26,7 +26,7 @@ import os.path as osp
 import sys
 import time
 
-from smt_mm.engine.progress import StepFailed, Steps, TestWatcher, TrainWatcher
+from smt_mm.launch.progress import StepFailed, Steps, TestWatcher, TrainWatcher
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = 'configs/det/smt_t_maskrcnn_synth-quickstart.py'

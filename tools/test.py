@@ -14,18 +14,18 @@ import os
 import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT and SMTRunner)
+from smt_mm.checks.dataset import (check_datasets, data_error_message,
+                                   dataset_folder_holding)
+from smt_mm.checks.run import check_run_settings
 from smt_mm.errors import LaunchError
 from smt_mm.files import check_input_file, check_output_file
-from smt_mm.utils.cli import add_common_args, parse_launcher_args, run_cli
-from smt_mm.utils.config import (add_result_dump, check_writable_file,
-                                 drop_training, enable_tta, load_config,
-                                 set_work_dir, task_of)
-from smt_mm.utils.dataset_check import (check_datasets, data_error_message,
-                                        dataset_folder_holding)
-from smt_mm.utils.distributed import setup_distributed
-from smt_mm.utils.run_check import check_run_settings
-from smt_mm.utils.runner import build_runner
-from smt_mm.utils.workdir import check_path_length
+from smt_mm.launch.cli import add_common_args, parse_launcher_args, run_cli
+from smt_mm.launch.config import (add_result_dump, check_writable_file,
+                                  drop_training, enable_tta, load_config,
+                                  set_work_dir, task_of)
+from smt_mm.launch.distributed import setup_distributed
+from smt_mm.launch.runner import build_runner
+from smt_mm.launch.workdir import check_path_length
 from smt_mm.visualization.visualizers import enable_visualization
 
 

@@ -8,18 +8,18 @@
 import argparse
 
 import smt_mm  # noqa: F401  (registers SMT and SMTRunner)
+from smt_mm.checks.dataset import check_datasets, data_error_message
+from smt_mm.checks.run import check_run_settings
 from smt_mm.errors import LaunchError
-from smt_mm.utils.cli import (USER_FIXABLE_ERRNOS, add_common_args,
-                              describe_os_error, parse_launcher_args, run_cli)
-from smt_mm.utils.config import (enable_amp, enable_auto_scale_lr, load_config,
-                                 set_work_dir, task_of)
-from smt_mm.utils.dataset_check import check_datasets, data_error_message
-from smt_mm.utils.distributed import setup_distributed
-from smt_mm.utils.resume import protect_earlier_run, set_resume
-from smt_mm.utils.run_check import check_run_settings
-from smt_mm.utils.runner import build_runner
-from smt_mm.utils.workdir import (check_path_length, is_first_process,
-                                  lock_work_dir)
+from smt_mm.launch.cli import (USER_FIXABLE_ERRNOS, add_common_args,
+                               describe_os_error, parse_launcher_args, run_cli)
+from smt_mm.launch.config import (enable_amp, enable_auto_scale_lr,
+                                  load_config, set_work_dir, task_of)
+from smt_mm.launch.distributed import setup_distributed
+from smt_mm.launch.resume import protect_earlier_run, set_resume
+from smt_mm.launch.runner import build_runner
+from smt_mm.launch.workdir import (check_path_length, is_first_process,
+                                   lock_work_dir)
 
 
 def parse_args(argv=None):

@@ -4,7 +4,8 @@
 from importlib import import_module
 from typing import Dict, List, Optional
 
-from smt_mm.utils.config import innermost_dataset, task_of
+from smt_mm.config_tree import innermost_dataset
+from smt_mm.launch.config import task_of
 
 
 def config_dataset_meta(cfg) -> Dict:

@@ -5,7 +5,7 @@ import copy
 from typing import Optional
 
 from smt_mm.errors import LaunchError
-from smt_mm.utils.config import task_of
+from smt_mm.launch.config import task_of
 
 # (H, W) of an input when neither the user nor the config names one: the
 # sizes the papers report complexity at (ImageNet, ADE20K crop, COCO).

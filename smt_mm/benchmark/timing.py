@@ -62,8 +62,8 @@ def sgemm_gflops(device: torch.device, repeats: int) -> float:
 def backbone_macs(arch: str, size: int) -> float:
     """Multiply-adds of the backbone forward at ``size``², attention
     matmuls included (the counter of ``tools/analysis/get_flops.py``)."""
+    from smt_mm.apis.complexity import analyze_flops
     from smt_mm.models import SMT
-    from smt_mm.utils.complexity import analyze_flops
     model = SMT(arch_name(arch)).eval()
     with torch.no_grad():
         return float(

@@ -6,7 +6,7 @@ from typing import Dict
 
 import numpy as np
 
-from smt_mm.utils.config import task_of
+from smt_mm.launch.config import task_of
 
 
 def preprocessor_cfg(cfg) -> Dict:

@@ -4,7 +4,7 @@ what the config's test pipeline gives, or the task's default."""
 from typing import Optional, Sequence, Tuple
 
 from smt_mm.apis import DEFAULT_INPUT_SHAPES
-from smt_mm.utils.config import innermost_dataset
+from smt_mm.config_tree import innermost_dataset
 from .preprocessing import preprocessor_cfg
 
 Shape = Tuple[int, int]

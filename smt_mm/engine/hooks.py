@@ -37,7 +37,7 @@ class RNGReseedHook(Hook):
     * each training sample's transforms draw from ``(seed, rank, epoch,
       pass, position)``: :class:`SMTKeyedSampler`, which the launchers wrap
       around the train dataloader's sampler
-      (:func:`smt_mm.utils.runner.build_runner`), tags each index with its
+      (:func:`smt_mm.launch.runner.build_runner`), tags each index with its
       position, and the dataset reseeds the process that loads the sample
       (a data worker, or the main process with ``num_workers=0``) from it.
       How many workers there are, whether they persist and how long they
@@ -64,7 +64,7 @@ class RNGReseedHook(Hook):
         if sampler is None or hasattr(loop, 'dataloader_iterator'):
             print_log(
                 'RNGReseedHook: the train sampler is not an SMTKeyedSampler '
-                '(build the runner with smt_mm.utils.runner.build_runner, or '
+                '(build the runner with smt_mm.launch.runner.build_runner, or '
                 "set train_dataloader.sampler=dict(type='SMTKeyedSampler', "
                 'sampler=...)); data transforms are not reseeded per '
                 'sample, so a resumed run may draw other augmentations than '

@@ -22,7 +22,7 @@ from smt_mm.errors import (CheckpointLoadError, CorruptCheckpointError,
 from smt_mm.files import file_problem
 from smt_mm.models.utils import apply_checkpoint
 from .config_dump import dump_config
-from .plain_checkpoint import from_plain, plain_checkpoint_saving
+from .plain_state import from_plain, plain_checkpoint_saving
 from .resume_check import check_resume_checkpoint
 
 
@@ -167,7 +167,7 @@ class SMTRunner(Runner):
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs):
         """mmengine's checkpoint as plain data (message hub buffers and
         numpy values as tensors and dicts, see
-        :mod:`smt_mm.engine.plain_checkpoint`), so that
+        :mod:`smt_mm.engine.plain_state`), so that
         ``torch.load(weights_only=True)`` and the OpenMMLab tools read it;
         written through the atomic backend when ``out_dir`` is a local
         folder."""

@@ -11,9 +11,10 @@ from typing import List, NamedTuple, Optional, Sequence
 import numpy as np
 import torch
 
+from smt_mm.config_tree import innermost_dataset
 from smt_mm.errors import LaunchError
 from smt_mm.files import check_image, check_input_file
-from smt_mm.utils.config import innermost_dataset, task_of
+from smt_mm.launch.config import task_of
 
 # said when a tool draws a model without weights
 RANDOM_NOTE = ('no CHECKPOINT given: the model is randomly initialised, so '

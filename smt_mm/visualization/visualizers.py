@@ -21,7 +21,7 @@ from mmseg.registry import VISUALIZERS as SEG_VISUALIZERS
 from mmseg.visualization import SegLocalVisualizer
 
 from smt_mm.errors import LaunchError
-from smt_mm.utils.config import check_writable_dir
+from smt_mm.launch.config import check_writable_dir
 from . import samples
 
 READABLE = {

@@ -132,7 +132,7 @@ def write_tiny_det_config(root,
                           extra=''):
     """A tiny Mask R-CNN + SMT config on synthetic 64x64 COCO images under
     ``root``; returns the config path. ``extra`` is appended verbatim."""
-    from smt_mm.utils.synthetic_coco import make_synthetic_coco
+    from smt_mm.datasets.synthetic_coco import make_synthetic_coco
     root = str(root)
     make_synthetic_coco(
         root, num_train=num_train, num_val=2, seed=3, image_size=(64, 64))

@@ -16,8 +16,8 @@ import torch.distributed as dist
 sys.path.insert(0, sys.argv[3] if len(sys.argv) > 3 else '.')
 
 import smt_mm  # noqa: E402,F401
-from smt_mm.utils.config import load_config, task_of  # noqa: E402
-from smt_mm.utils.distributed import setup_distributed  # noqa: E402
+from smt_mm.launch.config import load_config, task_of  # noqa: E402
+from smt_mm.launch.distributed import setup_distributed  # noqa: E402
 
 
 def main(config, out):

@@ -14,7 +14,7 @@ IN1K = f'{REPO}/configs/cls/smt_t_in1k.py'
 
 def test_class_names_by_source():
     from smt_mm.apis import class_names
-    from smt_mm.utils.config import load_config
+    from smt_mm.launch.config import load_config
     cfg = load_config(IN1K)
     # the dataset type's 1000 ImageNet names
     names = class_names(cfg, 1000)

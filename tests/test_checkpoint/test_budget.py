@@ -57,7 +57,7 @@ def test_shared_containers_are_walked_once(tmp_path):
     """``[x, x]`` nested 60 deep is a 2 KB file; every walk over what was
     read (the budget's, the plain-data conversion's) visits each container
     once instead of 2**60 times."""
-    from smt_mm.engine.plain_checkpoint import from_plain
+    from smt_mm.engine.plain_state import from_plain
     nested = [torch.ones(2)]
     for _ in range(60):
         nested = [nested, nested]

@@ -13,8 +13,8 @@ from mmengine.config import Config
 from smt_mm.checkpoint import read_checkpoint
 from smt_mm.errors import CheckpointLoadError, LaunchError
 from smt_mm.files import file_problem
-from smt_mm.utils.resume import latest_complete_checkpoint, set_resume
-from smt_mm.utils.workdir import LOCK_NAME, lock_work_dir
+from smt_mm.launch.resume import latest_complete_checkpoint, set_resume
+from smt_mm.launch.workdir import LOCK_NAME, lock_work_dir
 
 # part of the developer loop: python -m pytest tests -m quick
 pytestmark = pytest.mark.quick

@@ -13,10 +13,10 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from smt_mm.checkpoint import read_checkpoint
+from smt_mm.datasets.digits import make_digits_dataset
 from smt_mm.errors import CheckpointMismatchError
 from smt_mm.models import SMT
 from smt_mm.models.utils import convert_official_checkpoint
-from smt_mm.utils.digits import make_digits_dataset
 
 CLS_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs/cls/smt_*.py')))
 PY = sys.executable

@@ -11,6 +11,24 @@ from mmengine.registry import DefaultScope
 
 DET_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs/det/smt_*.py')))
 
+# What a one-step test keeps of the recipes' sampling sizes: RoIs and
+# proposals per image (the heads, losses and assigners stay as shipped).
+FEW = dict(num=64, nms_pre=200, max_per_img=100, num_proposals=20)
+
+
+def fewer_samples(node):
+    """Cap the sampler sizes and proposal counts of a model config in place
+    (a cascade head's 3 x 512 RoIs take most of a CPU training step)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in FEW and isinstance(value, int):
+                node[key] = min(value, FEW[key])
+            else:
+                fewer_samples(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            fewer_samples(value)
+
 
 def build_detector(path, shallow=False):
     from mmdet.registry import MODELS
@@ -18,6 +36,7 @@ def build_detector(path, shallow=False):
     cfg.model.backbone.init_cfg = None  # no ImageNet file in tests
     if shallow:
         one_block_per_stage(cfg.model.backbone)
+        fewer_samples(cfg.model)
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model)
     model.init_weights()

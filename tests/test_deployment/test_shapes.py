@@ -10,7 +10,7 @@ from mmengine.config import Config
 
 from smt_mm.apis import DEFAULT_INPUT_SHAPES
 from smt_mm.deployment.shapes import export_shape, pipeline_shape, second_shape
-from smt_mm.utils.config import load_config
+from smt_mm.launch.config import load_config
 
 # part of the developer loop: python -m pytest tests -m quick
 pytestmark = pytest.mark.quick

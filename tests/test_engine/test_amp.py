@@ -10,9 +10,9 @@ from helpers import (assert_finite_losses, run_tool, train_log, train_tiny_det,
 from mmengine.config import Config
 
 from smt_mm.engine import BF16AmpOptimWrapper
-from smt_mm.utils.config import (amp_message, amp_on_cpu, enable_amp,
-                                 load_config)
-from smt_mm.utils.runner import build_runner
+from smt_mm.launch.config import (amp_message, amp_on_cpu, enable_amp,
+                                  load_config)
+from smt_mm.launch.runner import build_runner
 
 # what mmdet's *_amp-* configs set (e.g. mask-rcnn_r50_fpn_amp-1x_coco.py)
 AMP_CONFIG = "optim_wrapper = dict(type='AmpOptimWrapper', loss_scale=512.)"

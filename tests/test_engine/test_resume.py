@@ -17,7 +17,7 @@ from mmengine.config import Config
 
 from smt_mm.checkpoint import (AtomicLocalBackend, is_complete_checkpoint,
                                read_checkpoint)
-from smt_mm.utils.resume import latest_complete_checkpoint, set_resume
+from smt_mm.launch.resume import latest_complete_checkpoint, set_resume
 
 TRAIN = [sys.executable, 'tools/train.py']
 # The log line after which the run is killed: epoch 2, iteration 1 of 2

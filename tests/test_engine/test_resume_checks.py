@@ -20,7 +20,7 @@ TINY_ARCH = dict(MINI_ARCH, embed_dims=[8, 16, 32, 64], depths=[1, 1, 1, 1])
 
 
 def write_config(root, max_epochs=2):
-    from smt_mm.utils.digits import make_digits_dataset
+    from smt_mm.datasets.digits import make_digits_dataset
     if not osp.isdir(root / 'digits'):
         make_digits_dataset(str(root / 'digits'), 0.5, 0, 8)
     config = root / f'tiny_{max_epochs}.py'
@@ -49,8 +49,8 @@ default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=-1),
 
 
 def build_runner(config, work_dir, **options):
-    from smt_mm.utils.config import load_config
-    from smt_mm.utils.runner import build_runner
+    from smt_mm.launch.config import load_config
+    from smt_mm.launch.runner import build_runner
     cfg = load_config(config, options)
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = f'resume_checks_{uuid.uuid4().hex}'
@@ -150,7 +150,7 @@ def test_malformed_message_hub(trained, tmp_path, hub, what):
 def test_malformed_plain_buffer(trained, tmp_path):
     """SMTRunner stores the hub's buffers as tagged plain dicts; one that
     lacks its fields is refused, not a KeyError."""
-    from smt_mm.engine.plain_checkpoint import TAG
+    from smt_mm.engine.plain_state import TAG
 
     def edit(checkpoint):
         checkpoint['message_hub']['log_scalars']['loss'] = {
@@ -177,7 +177,7 @@ def test_malformed_plain_buffer(trained, tmp_path):
 def test_plain_entries_are_bounded(trained, tmp_path, entry, what):
     """A stored buffer length or numpy dtype is rebuilt only within bounds
     (a string dtype turns a few bytes into gigabytes)."""
-    from smt_mm.engine.plain_checkpoint import TAG
+    from smt_mm.engine.plain_state import TAG
     entry = dict(entry)
     entry[TAG] = entry.pop('kind')
 

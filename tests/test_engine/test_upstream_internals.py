@@ -8,7 +8,7 @@ Where each one is used:
 * ``CheckpointLoader._schemes`` -- ``smt_mm.checkpoint.reading.safe_loading``
   swaps in the safe reader for the block;
 * ``HistoryBuffer._statistics_methods``, ``._log_history``,
-  ``._count_history`` -- the safe unpickler, ``plain_checkpoint`` and
+  ``._count_history`` -- the safe unpickler, ``plain_state`` and
   ``resume_check`` read and rebuild message-hub buffers;
 * ``Runner._hooks`` -- ``plain_checkpoint_saving`` removes its hook again;
 * ``Runner._init_model_weights`` / ``._has_loaded`` -- ``SMTRunner``
@@ -16,7 +16,7 @@ Where each one is used:
 * ``IterBasedTrainLoop.dataloader_iterator`` -- ``RNGReseedHook`` can only
   key the sampler of a loop that has not started iterating;
 * ``Config._cfg_dict`` -- ``drop_package_scope`` edits the tree in place;
-* ``Config._get_base_files`` -- ``smt_mm.utils.config.base_files`` walks
+* ``Config._get_base_files`` -- ``smt_mm.launch.config.base_files`` walks
   a ``_base_`` chain (loops, FIFOs) before mmengine parses it;
 * ``Runner._experiment_name`` -- ``SMTRunner`` makes it unique per process
   before mmengine names the logger, message hub and scope after it;

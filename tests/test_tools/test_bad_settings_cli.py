@@ -1,8 +1,9 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """Bad settings through the tools: one ``error: ...`` line naming what is
 wrong and what would be valid, exit status 1, no traceback. The checks
-themselves are tested function by function in tests/test_utils and
-tests/test_models; these runs prove the tools call them."""
+themselves are tested function by function in tests/test_checks,
+tests/test_launch and tests/test_models; these runs prove the tools call
+them."""
 import sys
 
 import pytest
@@ -22,7 +23,7 @@ def one_line_error(args):
 @pytest.fixture(scope='module')
 def coco(tmp_path_factory):
     """Tiny synthetic COCO data with one 0-byte training image."""
-    from smt_mm.utils.synthetic_coco import make_synthetic_coco
+    from smt_mm.datasets.synthetic_coco import make_synthetic_coco
     root = tmp_path_factory.mktemp('coco')
     make_synthetic_coco(
         str(root), num_train=2, num_val=1, seed=0, image_size=(32, 32))

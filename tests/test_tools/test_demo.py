@@ -37,7 +37,7 @@ def random_checkpoint(config, path):
     from mmengine.registry import DefaultScope
 
     from smt_mm.apis import build_model
-    from smt_mm.utils.config import load_config, task_of
+    from smt_mm.launch.config import load_config, task_of
     cfg = load_config(config)
     with DefaultScope.overwrite_default_scope(task_of(cfg)):
         torch.manual_seed(0)

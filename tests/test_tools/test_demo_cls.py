@@ -41,7 +41,7 @@ def ranked_checkpoint(config, path, **meta):
     bias = index), so the top-k is known for any image."""
     from mmpretrain.apis import get_model
 
-    from smt_mm.utils.config import load_config
+    from smt_mm.launch.config import load_config
     state = get_model(load_config(config)).state_dict()
     state['head.fc.weight'].zero_()
     num_classes = state['head.fc.bias'].numel()

@@ -16,8 +16,8 @@ from helpers import MINI_ARCH, REPO, load_tool, run_tool
 from smt_mm.apis import build_model
 from smt_mm.deployment.onnx_export import ExportWrapper
 from smt_mm.errors import LaunchError
-from smt_mm.utils.cli import run_cli
-from smt_mm.utils.config import load_config
+from smt_mm.launch.cli import run_cli
+from smt_mm.launch.config import load_config
 
 TOOL = osp.join(REPO, 'tools', 'deployment', 'export_onnx.py')
 CONFIGS = {

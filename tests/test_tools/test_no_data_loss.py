@@ -15,7 +15,7 @@ from helpers import MINI_ARCH, REPO, load_tool, run_tool, tool_error
 
 from smt_mm.engine.config_dump import DUMP_MARK
 from smt_mm.errors import LaunchError
-from smt_mm.utils.workdir import LOCK_NAME
+from smt_mm.launch.workdir import LOCK_NAME
 
 SEG = 'configs/seg/smt_t_upernet_synth.py'
 DIGITS = os.path.join(REPO, 'configs/cls/smt_t_digits.py')
@@ -130,8 +130,8 @@ def test_plot_logs_overwrite_replaces(tmp_path):
 
 
 def test_second_training_into_a_locked_work_dir_stops(tmp_path):
-    from smt_mm.utils.digits import make_digits_dataset
-    from smt_mm.utils.workdir import lock_work_dir, release_work_dir
+    from smt_mm.datasets.digits import make_digits_dataset
+    from smt_mm.launch.workdir import lock_work_dir, release_work_dir
     make_digits_dataset(str(tmp_path / 'digits'), 0.5, 0, 4)
     work = tmp_path / 'work'
     lock_work_dir(str(work))  # as a run in progress holds it
@@ -156,11 +156,11 @@ def test_a_killed_run_leaves_no_lock(tmp_path):
     """The kernel frees the lock of a killed run at once, even while a data
     worker forked from it lingers (a worker notices its parent is gone only
     seconds later)."""
-    from smt_mm.utils.workdir import lock_work_dir, release_work_dir
+    from smt_mm.launch.workdir import lock_work_dir, release_work_dir
     code = textwrap.dedent(f'''
         import os, sys, time
         sys.path.insert(0, {REPO!r})
-        from smt_mm.utils.workdir import lock_work_dir
+        from smt_mm.launch.workdir import lock_work_dir
         lock_work_dir({str(tmp_path)!r})
         if os.fork() == 0:
             time.sleep(600)
@@ -367,7 +367,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path):
 def test_machine_errors_are_one_line_others_keep_their_traceback():
     import errno
 
-    from smt_mm.utils.cli import run_cli
+    from smt_mm.launch.cli import run_cli
 
     def full():
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), 'x.pth')

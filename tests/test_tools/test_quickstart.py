@@ -3,7 +3,7 @@
 of mmengine's config dump, the full output in the work dir, the
 validation set evaluated once, ``--resume`` accepted where its hint names
 it, and the mAP range it states. The progress lines themselves are tested
-in tests/test_engine/test_progress.py."""
+in tests/test_launch/test_progress.py."""
 import os.path as osp
 import re
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from helpers import REPO, data_root_options, run_tool
 
-from smt_mm.utils.synthetic_ade import make_synthetic_ade
+from smt_mm.datasets.synthetic_ade import make_synthetic_ade
 
 pytestmark = pytest.mark.long
 CONFIG = 'configs/seg/smt_t_upernet_synth.py'

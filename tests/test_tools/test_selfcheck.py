@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers import REPO, load_tool, run_tool
 
-from smt_mm.utils.selfcheck import fatbin_archs, runs_on
+from smt_mm.checks.machine import fatbin_archs, runs_on
 
 TOOL = 'tools/misc/selfcheck.py'
 # small and short: the throughput figure on the CPU at 64x64, half a second

@@ -103,7 +103,7 @@ def test_slurm_launcher_on_cpu(monkeypatch):
     import torch.distributed as dist
     from mmengine.config import Config
 
-    from smt_mm.utils.distributed import setup_distributed
+    from smt_mm.launch.distributed import setup_distributed
     for key, value in dict(
             SLURM_PROCID='0',
             SLURM_NTASKS='1',
@@ -127,7 +127,7 @@ def test_slurm_launcher_without_srun(monkeypatch):
     from mmengine.config import Config
 
     from smt_mm.errors import LaunchError
-    from smt_mm.utils.distributed import setup_distributed
+    from smt_mm.launch.distributed import setup_distributed
     if torch.cuda.is_available():
         pytest.skip('CPU path only')
     monkeypatch.delenv('SLURM_PROCID', raising=False)

@@ -8,7 +8,7 @@ import pytest
 from helpers import REPO, run_tool, write_tiny_det_config
 
 from smt_mm.checkpoint import read_checkpoint
-from smt_mm.utils.synthetic_coco import make_synthetic_coco
+from smt_mm.datasets.synthetic_coco import make_synthetic_coco
 
 pytestmark = pytest.mark.slow
 
@@ -93,9 +93,12 @@ def test_launcher_errors_are_one_line(tmp_path):
 def test_smt_b_maskrcnn_3x_real_pipeline_trains(tmp_path):
     """The config users type, with its real multi-scale + crop pipeline
     (images up to 1333x800), on a synthetic image for one iteration (no
-    ImageNet file needed; later steps are the tiny configs' tests). One
-    image per step and activation checkpointing keep SMT-B's peak memory
-    at that size within a 2-core CI machine."""
+    ImageNet file needed; later steps are the tiny configs' tests). SMT-B's
+    widths with one block per stage (the full preset's size and parity are
+    the backbone tests'), one image per step and activation checkpointing
+    keep the step within a 2-core CI machine."""
+    from smt_mm.models import SMT
+    arch = dict(SMT.arch_zoo['base'], depths=[1, 1, 1, 1])
     root = tmp_path / 'coco'
     make_synthetic_coco(
         str(root), num_train=1, num_val=1, seed=5, image_size=(96, 128))
@@ -104,7 +107,8 @@ def test_smt_b_maskrcnn_3x_real_pipeline_trains(tmp_path):
 _base_ = [{osp.join(REPO, 'configs/det/smt_b_maskrcnn_3x.py')!r}]
 data_root = {str(root) + '/'!r}
 metainfo = dict(classes=('square', 'disc', 'triangle'))
-model = dict(backbone=dict(init_cfg=None, with_cp=True))
+model = dict(backbone=dict(init_cfg=None, with_cp=True,
+                           arch=dict(_delete_=True, **{arch!r})))
 train_dataloader = dict(
     batch_size=1, num_workers=0, persistent_workers=False,
     dataset=dict(data_root=data_root, metainfo=metainfo,

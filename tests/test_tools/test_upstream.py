@@ -13,11 +13,11 @@ from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 
 from smt_mm.checkpoint import read_checkpoint
-from smt_mm.engine.plain_checkpoint import TAG, from_plain
-from smt_mm.utils.digits import make_digits_dataset
-from smt_mm.utils.upstream import export_config, inherits_package
+from smt_mm.datasets.digits import make_digits_dataset
+from smt_mm.engine.plain_state import TAG, from_plain
+from smt_mm.launch.upstream import export_config, inherits_package
 
-UPSTREAM = [sys.executable, '-m', 'smt_mm.utils.upstream']
+UPSTREAM = [sys.executable, '-m', 'smt_mm.launch.upstream']
 # a training run and several tool processes: minutes
 pytestmark = pytest.mark.slow
 
@@ -94,7 +94,7 @@ def test_vis_cam_through_its_command_line(trained, tmp_path):
         str(out)
     ]
     # the upstream tool alone cannot resolve smt_mm:: in the config
-    from smt_mm.utils.upstream import find_tool
+    from smt_mm.launch.upstream import find_tool
     script = find_tool('mmpretrain', 'vis_cam')
     proc = run_tool([sys.executable, script] + args, check=False)
     assert proc.returncode != 0

@@ -96,7 +96,7 @@ def test_vis_modulation_cls_random_init(work, tmp_path):
 def test_vis_modulation_det_with_checkpoint(work, tmp_path):
     import smt_mm  # noqa: F401
     from smt_mm.apis import build_model
-    from smt_mm.utils.config import load_config
+    from smt_mm.launch.config import load_config
     checkpoint = tmp_path / 'tiny_det.pth'
     model = build_model(load_config(str(work / 'det.py')))
     torch.save({'state_dict': model.state_dict()}, checkpoint)
@@ -205,7 +205,7 @@ def test_mmpretrain_grad_cam_on_stage_output(work, tmp_path):
         pytest.skip(f'mmpretrain ships no {tool}')
     import smt_mm  # noqa: F401
     from smt_mm.apis import build_model
-    from smt_mm.utils.config import load_config
+    from smt_mm.launch.config import load_config
     checkpoint = tmp_path / 'tiny_cls.pth'
     model = build_model(load_config(str(work / 'cls.py')))
     torch.save({'state_dict': model.state_dict()}, checkpoint)
@@ -226,7 +226,7 @@ def test_show_dir_uses_the_readable_visualizers(tmp_path):
     from mmengine.registry import VISUALIZERS as ROOT
     from mmengine.registry import DefaultScope
 
-    from smt_mm.utils.config import load_config
+    from smt_mm.launch.config import load_config
     from smt_mm.visualization.visualizers import (ReadableDetVisualizer,
                                                   ReadableSegVisualizer,
                                                   enable_visualization)
@@ -249,7 +249,7 @@ def test_grad_cam_tool_names_the_class_at_a_readable_size(tmp_path, capsys):
 
     from smt_mm.apis import build_model
     from smt_mm.errors import LaunchError
-    from smt_mm.utils.config import load_config
+    from smt_mm.launch.config import load_config
     config = tmp_path / 'digits.py'
     config.write_text(
         f'_base_ = [{osp.join(REPO, "configs/cls/smt_t_digits.py")!r}]\n'
@@ -310,8 +310,8 @@ SEG = 'configs/seg/smt_t_upernet_synth.py'
 
 
 def make_synthetic_data(kind, folder, num_train, num_val):
-    from smt_mm.utils.synthetic_ade import make_synthetic_ade
-    from smt_mm.utils.synthetic_coco import make_synthetic_coco
+    from smt_mm.datasets.synthetic_ade import make_synthetic_ade
+    from smt_mm.datasets.synthetic_coco import make_synthetic_coco
     maker = make_synthetic_coco if kind == 'coco' else make_synthetic_ade
     maker(str(folder), num_train=num_train, num_val=num_val)
 
@@ -340,7 +340,7 @@ def test_seg_test_show_dir_draws_small_sets_without_train_data(tmp_path):
     train loader)."""
     import smt_mm  # noqa: F401
     from smt_mm.apis import build_model
-    from smt_mm.utils.config import load_config
+    from smt_mm.launch.config import load_config
     data = tmp_path / 'ade'
     make_synthetic_data('ade', data, num_train=2, num_val=3)
     checkpoint = tmp_path / 'seg.pth'  # weights as built: drawing is tested

@@ -42,6 +42,17 @@ def _imports(path, name):
     return {m for m in found if m.startswith('smt_mm')}
 
 
+def moved_modules():
+    """``smt_mm.utils.MOVED``: the deprecated paths of moved modules, each a
+    file that only hands over to the new module."""
+    path = osp.join(PACKAGE, 'utils', '__init__.py')
+    tree = ast.parse(open(path).read())
+    return next(
+        ast.literal_eval(node.value) for node in tree.body
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, 'id', None) == 'MOVED' for t in node.targets))
+
+
 def import_graph():
     files = {}
     for root, _, names in os.walk(PACKAGE):
@@ -53,6 +64,16 @@ def import_graph():
         name: {m
                for m in _imports(path, name) if m in files and m != name}
         for name, path in files.items()
+    }
+
+
+def house(graph):
+    """The graph without the deprecated aliases (``smt_mm.utils`` and the
+    old paths it lists): they are not part of the house."""
+    aliases = set(moved_modules()) | {'smt_mm.utils'}
+    return {
+        name: deps - aliases
+        for name, deps in graph.items() if name not in aliases
     }
 
 
@@ -91,17 +112,21 @@ def test_no_import_cycles():
     assert find_cycle(graph) is None
 
 
-# The house, bottom up (README "Layout"): a subpackage imports only from
-# lower layers; those of one layer do not import each other.
+# The house, bottom up (docs/architecture.md "Layers"): a subpackage (or
+# top-level module) imports only from lower layers; those of one layer do
+# not import each other. utils holds only the deprecated aliases of moved
+# modules (left out by house()), on top.
 LAYERS = [
-    {'errors', 'version'},
-    {'files'},
+    {'errors', 'version', 'config_tree'},
+    {'files', 'config_scheme'},
     {'checkpoint'},
     {'models'},
     {'engine'},
-    {'utils'},
+    {'checks', 'datasets'},
+    {'launch'},
     {'apis', 'visualization'},
     {'deployment', 'benchmark'},
+    {'utils'},
 ]
 
 
@@ -113,8 +138,17 @@ def _layer(module):
     raise AssertionError(f'{module}: add its subpackage to LAYERS')
 
 
-def test_subpackages_import_only_lower_layers():
+def test_nothing_imports_the_deprecated_aliases():
     graph = import_graph()
+    aliases = set(graph) - set(house(graph))
+    assert {'smt_mm.utils', 'smt_mm.utils.cli'} <= aliases
+    wrong = sorted(f'{name} -> {dep}' for name, deps in house(graph).items()
+                   for dep in graph[name] & aliases)
+    assert wrong == []
+
+
+def test_subpackages_import_only_lower_layers():
+    graph = house(import_graph())
     wrong = []
     for name, deps in graph.items():
         if name == 'smt_mm':  # the package's __init__ registers
@@ -129,14 +163,48 @@ def test_subpackages_import_only_lower_layers():
     assert not wrong, wrong
 
 
+# what only the tools use: launching jobs, checks before a run, synthetic
+# data, and the deprecated aliases
+TOOL_HELPERS = ('launch', 'checks', 'datasets', 'utils')
+
+
+def _tool_helper(module):
+    return module.split('.')[1:2] in ([part] for part in TOOL_HELPERS)
+
+
+def models_importing_tool_helpers(graph):
+    """``module -> helper`` for each module of ``smt_mm.models`` or
+    ``smt_mm.engine`` that imports (function-local imports included) a
+    module of the tools' helper packages."""
+    aliases = set(moved_modules())  # the old paths hand over, that is all
+    return sorted(f'{name} -> {dep}' for name, deps in graph.items()
+                  if name.startswith(('smt_mm.models',
+                                      'smt_mm.engine')) and name not in aliases
+                  for dep in deps if _tool_helper(dep))
+
+
 def test_models_do_not_import_tool_helpers():
+    """The network and the runner never need the tools' helpers, even by
+    a function-local import (a model built in a user's script must not
+    drag in the launchers)."""
     graph = import_graph()
-    tool_helpers = {m
-                    for m in graph if m.startswith('smt_mm.utils.')
-                    } - {'smt_mm.utils.package'}
-    for name, deps in graph.items():
-        if name.startswith(('smt_mm.models', 'smt_mm.engine')):
-            assert not deps & tool_helpers, name
+    assert 'smt_mm.launch.config' in graph and 'smt_mm.utils' in graph
+    assert models_importing_tool_helpers(graph) == []
+
+
+def test_models_importing_tool_helpers_sees_them():
+    graph = {
+        'smt_mm.models.hub': {'smt_mm.config_scheme', 'smt_mm.checks.config'},
+        'smt_mm.engine.runner': {'smt_mm.launch'},
+        'smt_mm.engine.hooks': {'smt_mm.utils.cli'},
+        'smt_mm.engine.progress': {'smt_mm.utils'},  # an old path's alias
+        'smt_mm.apis.model': {'smt_mm.launch.config'},
+    }
+    assert models_importing_tool_helpers(graph) == [
+        'smt_mm.engine.hooks -> smt_mm.utils.cli',
+        'smt_mm.engine.runner -> smt_mm.launch',
+        'smt_mm.models.hub -> smt_mm.checks.config'
+    ]
 
 
 def test_import_only_registers():
@@ -149,9 +217,5 @@ def test_import_only_registers():
                          text=True).stdout
     loaded = set(ast.literal_eval(out.strip().splitlines()[-1]))
     assert 'smt_mm.models.backbones.smt' in loaded
-    helpers = {
-        'smt_mm.utils.cli', 'smt_mm.utils.config', 'smt_mm.utils.runner',
-        'smt_mm.utils.distributed', 'smt_mm.utils.resume',
-        'smt_mm.utils.dataset_check'
-    }
-    assert not loaded & helpers
+    helpers = sorted(m for m in loaded if _tool_helper(m))
+    assert helpers == []

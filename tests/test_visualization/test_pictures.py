@@ -127,7 +127,7 @@ def test_detection_test_draws_every_interval_th_batch(monkeypatch):
     from mmengine.registry import DefaultScope
     from mmengine.visualization import Visualizer
 
-    from smt_mm.utils.config import load_config
+    from smt_mm.launch.config import load_config
     from smt_mm.visualization.visualizers import enable_visualization
     Visualizer.get_instance('interval_test')  # the hook draws with it
     cfg = load_config(QUICKSTART)

@@ -54,7 +54,7 @@ import os.path as osp
 from smt_mm.benchmark.report import markdown_table
 from smt_mm.benchmark.run import Settings, run_benchmark
 from smt_mm.benchmark.sides import ARCH_NAMES, PRECISIONS
-from smt_mm.utils.cli import run_cli
+from smt_mm.launch.cli import run_cli
 
 
 def parse_args(argv=None):

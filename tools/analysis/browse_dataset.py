@@ -17,8 +17,8 @@ import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT, smt_mm:: configs)
 from smt_mm.errors import LaunchError
-from smt_mm.utils.cli import add_cfg_options, run_cli
-from smt_mm.utils.config import load_config, task_of
+from smt_mm.launch.cli import add_cfg_options, run_cli
+from smt_mm.launch.config import load_config, task_of
 
 
 def parse_args(argv=None):

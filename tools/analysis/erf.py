@@ -21,10 +21,10 @@ import os.path as osp
 
 import smt_mm  # noqa: F401  (registers SMT)
 from smt_mm.apis import build_model
+from smt_mm.checks.dataset import IMAGE_EXTENSIONS
 from smt_mm.errors import LaunchError
-from smt_mm.utils.cli import add_cfg_options, add_model_args, run_cli
-from smt_mm.utils.config import load_config
-from smt_mm.utils.dataset_check import IMAGE_EXTENSIONS
+from smt_mm.launch.cli import add_cfg_options, add_model_args, run_cli
+from smt_mm.launch.config import load_config
 from smt_mm.visualization import drawing, erf, inputs
 
 OUTPUTS = ('erf_stage*.png', 'erf_stages.png', 'erf.json')

@@ -11,10 +11,10 @@ import argparse
 
 import smt_mm  # noqa: F401
 from smt_mm.apis import DEFAULT_INPUT_SHAPES, build_model
+from smt_mm.apis.complexity import count_complexity
 from smt_mm.errors import LaunchError
-from smt_mm.utils.cli import run_cli
-from smt_mm.utils.complexity import count_complexity
-from smt_mm.utils.config import load_config, task_of
+from smt_mm.launch.cli import run_cli
+from smt_mm.launch.config import load_config, task_of
 
 
 def check_shape(shape) -> None:

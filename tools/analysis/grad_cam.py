@@ -25,8 +25,8 @@ import smt_mm  # noqa: F401  (registers SMT)
 from smt_mm.apis import build_model, class_names
 from smt_mm.errors import LaunchError
 from smt_mm.files import check_output_file
-from smt_mm.utils.cli import add_cfg_options, run_cli
-from smt_mm.utils.config import load_config, task_of
+from smt_mm.launch.cli import add_cfg_options, run_cli
+from smt_mm.launch.config import load_config, task_of
 from smt_mm.visualization import drawing, inputs
 
 

@@ -19,7 +19,7 @@ import os.path as osp
 
 from smt_mm.errors import LaunchError
 from smt_mm.files import check_output_file
-from smt_mm.utils.cli import run_cli
+from smt_mm.launch.cli import run_cli
 
 DEFAULT_KEYS = ('loss', 'bbox_mAP', 'segm_mAP', 'mIoU', 'accuracy/top1')
 

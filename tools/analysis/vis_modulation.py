@@ -25,9 +25,9 @@ import os.path as osp
 import smt_mm  # noqa: F401  (registers SMT)
 from smt_mm.apis import build_model
 from smt_mm.errors import LaunchError
+from smt_mm.launch.cli import add_cfg_options, add_model_args, run_cli
+from smt_mm.launch.config import load_config
 from smt_mm.models import SMT
-from smt_mm.utils.cli import add_cfg_options, add_model_args, run_cli
-from smt_mm.utils.config import load_config
 from smt_mm.visualization import drawing, inputs, mixers
 
 OUTPUTS = ('stage*_block*_sam.png', 'stage*_block*_msa.png')

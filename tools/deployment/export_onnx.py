@@ -42,9 +42,9 @@ from smt_mm.deployment.preprocessing import preprocessing_note
 from smt_mm.deployment.shapes import export_shape
 from smt_mm.errors import LaunchError
 from smt_mm.files import check_input_file, check_output_file
+from smt_mm.launch.cli import add_cfg_options, run_cli
+from smt_mm.launch.config import load_config, task_of
 from smt_mm.models import SMT
-from smt_mm.utils.cli import add_cfg_options, run_cli
-from smt_mm.utils.config import load_config, task_of
 
 RANDOM_WARNING = ('warning: RANDOM WEIGHTS exported (no checkpoint): the '
                   'file tries the export, its outputs mean nothing')

@@ -32,8 +32,8 @@ from smt_mm.deployment.onnx_runtime import (draw_label_map, label_shares,
 from smt_mm.deployment.preprocessing import (normalise, pipeline_image,
                                              preprocessor_settings)
 from smt_mm.files import check_output_file
-from smt_mm.utils.cli import run_cli
-from smt_mm.utils.config import load_config, task_of
+from smt_mm.launch.cli import run_cli
+from smt_mm.launch.config import load_config, task_of
 
 
 def parse_args(argv=None):

@@ -18,12 +18,13 @@ import random
 import sys
 
 import smt_mm  # noqa: F401  (registers SMT, smt_mm:: configs)
+from smt_mm.checks.dataset import (FULL_PARSE_BYTES, coco_class_problem,
+                                   coco_structure_problems,
+                                   label_list_problems, read_json)
+from smt_mm.config_tree import innermost_dataset
 from smt_mm.errors import LaunchError
-from smt_mm.utils.cli import add_cfg_options, run_cli
-from smt_mm.utils.config import innermost_dataset, load_config, task_of
-from smt_mm.utils.dataset_check import (FULL_PARSE_BYTES, coco_class_problem,
-                                        coco_structure_problems,
-                                        label_list_problems, read_json)
+from smt_mm.launch.cli import add_cfg_options, run_cli
+from smt_mm.launch.config import load_config, task_of
 
 SPLITS = ('train', 'val', 'test')
 # Keys of a data-list entry that name files which must exist.

@@ -6,7 +6,7 @@ as an ImageNet-style folder dataset for configs/cls/smt_t_digits.py.
 """
 import argparse
 
-from smt_mm.utils.digits import make_digits_dataset
+from smt_mm.datasets.digits import make_digits_dataset
 
 
 def main(argv=None):

@@ -24,8 +24,8 @@ import torch
 
 from smt_mm.errors import LaunchError
 from smt_mm.files import check_output_file
+from smt_mm.launch.cli import run_cli
 from smt_mm.models import SMT
-from smt_mm.utils.cli import run_cli
 
 # The tests' MINI_ARCH (tests/helpers) with a 10-class head.
 ARCH = dict(

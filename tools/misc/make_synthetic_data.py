@@ -10,10 +10,10 @@ import argparse
 import os
 import os.path as osp
 
+from smt_mm.datasets.synthetic_ade import make_synthetic_ade
+from smt_mm.datasets.synthetic_coco import make_synthetic_coco
 from smt_mm.errors import LaunchError
-from smt_mm.utils.cli import run_cli
-from smt_mm.utils.synthetic_ade import make_synthetic_ade
-from smt_mm.utils.synthetic_coco import make_synthetic_coco
+from smt_mm.launch.cli import run_cli
 
 # kind: (writer, default folder, default train / val sizes)
 KINDS = {

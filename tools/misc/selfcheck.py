@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, osp.dirname(
     osp.dirname(osp.dirname(
         osp.abspath(__file__)))))  # run from a checkout without installing
-from smt_mm.utils import selfcheck  # noqa: E402
+from smt_mm.checks import machine  # noqa: E402
 
 ARCHS = ('tiny', 'small', 'base', 'large')
 
@@ -63,7 +63,7 @@ def parse_args(argv=None):
     if device.type == 'cuda':
         if not torch.cuda.is_available():
             parser.error(f'--device {args.device}: '
-                         f'{selfcheck.cuda_unavailable_reason()}; use '
+                         f'{machine.cuda_unavailable_reason()}; use '
                          '--device cpu for the CPU checks')
         index = device.index or 0
         if index >= torch.cuda.device_count():
@@ -87,18 +87,18 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     device = args.device
-    print(f'{"versions":<17} {selfcheck.versions()}', flush=True)
-    print(f'{"device":<17} {selfcheck.device_line(device)}', flush=True)
-    for key, value in selfcheck.env_summary().items():
+    print(f'{"versions":<17} {machine.versions()}', flush=True)
+    print(f'{"device":<17} {machine.device_line(device)}', flush=True)
+    for key, value in machine.env_summary().items():
         print(f'{"env":<17} {key}={value}')
-    checks = selfcheck.checks_for(device, args.arch, args.batch, args.size,
-                                  args.seconds)
-    failed = selfcheck.run_checks(checks)
+    checks = machine.checks_for(device, args.arch, args.batch, args.size,
+                                args.seconds)
+    failed = machine.run_checks(checks)
     skipped = ''
     if device.type != 'cuda':
-        reason = selfcheck.cuda_unavailable_reason() \
+        reason = machine.cuda_unavailable_reason() \
             if not torch.cuda.is_available() else 'run with --device cpu'
-        todo = '; '.join(selfcheck.skipped_on_cpu().values())
+        todo = '; '.join(machine.skipped_on_cpu().values())
         print(f'{"skip  gpu":<17} GPU checks skipped ({reason}): {todo}')
         skipped = '; GPU checks skipped'
     if failed:

@@ -106,7 +106,7 @@ def test_pretrained_of_the_wrong_type_is_one_line(value):
 
 
 def test_check_args_and_the_config_check_accept_pretrained():
-    from smt_mm.utils.config import load_config
+    from smt_mm.launch.config import load_config
     SMT.check_args(pretrained='smt_tiny.pth')
     SMT.check_args(pretrained=None, init_cfg=dict(type='Pretrained'))
     cfg = load_config(SYNTH_SEG, {'model.backbone.pretrained': 'smt_tiny.pth'})
@@ -124,8 +124,8 @@ def test_model_pretrained_through_tools_train(tmp_path, fixtures_dir):
     official-format fixture and the whole backbone frozen: the saved
     backbone is the fixture's, exactly."""
     from smt_mm.checkpoint import read_checkpoint
+    from smt_mm.datasets.synthetic_ade import make_synthetic_ade
     from smt_mm.models.utils import extract_backbone_state_dict
-    from smt_mm.utils.synthetic_ade import make_synthetic_ade
     data = tmp_path / 'ade'
     make_synthetic_ade(str(data), num_train=2, num_val=1, image_size=(64, 64))
     path = fixture_file(fixtures_dir)

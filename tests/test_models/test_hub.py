@@ -11,7 +11,7 @@ import yaml
 from helpers import REPO, run_tool
 
 import smt_mm  # noqa: F401  (registers the models)
-from smt_mm.utils.model_hub import register_model_hub
+from smt_mm.models.hub import register_model_hub
 
 RELEASE = 'https://github.com/AFeng-x/SMT/releases/download/v1.0.0/'
 

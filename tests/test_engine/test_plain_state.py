@@ -13,8 +13,8 @@ from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel
 
 from smt_mm.engine import SMTRunner
-from smt_mm.engine.plain_checkpoint import (TAG, from_plain,
-                                            plain_checkpoint_saving, to_plain)
+from smt_mm.engine.plain_state import (TAG, from_plain,
+                                       plain_checkpoint_saving, to_plain)
 
 # part of the developer loop: python -m pytest tests -m quick
 pytestmark = pytest.mark.quick

@@ -27,7 +27,7 @@ CHECK = '''
 import sys
 import smt_mm
 from mmengine.registry import init_default_scope
-from smt_mm.utils.config import load_config
+from smt_mm.launch.config import load_config
 print('smt_mm from', smt_mm.__file__)
 for path in sys.argv[1:]:
     cfg = load_config(path)
@@ -86,7 +86,7 @@ def test_package_scope_is_dropped(tmp_path):
     from mmengine.config import Config
 
     import smt_mm  # noqa: F401  (registers the smt_mm:: package)
-    from smt_mm.utils.config import load_config
+    from smt_mm.launch.config import load_config
     test_mim_folder_of_checkout()
     path = write_user_configs(tmp_path)[0]
     raw = Config.fromfile(path)

@@ -1,5 +1,5 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""``python -m smt_mm.utils.upstream``: ``export`` never replaces the
+"""``python -m smt_mm.launch.upstream``: ``export`` never replaces the
 config, a file it inherits, or (without ``--overwrite``) any existing file;
 ``run`` of an upstream ``train`` takes the work-dir lock."""
 import os
@@ -10,8 +10,8 @@ import pytest
 from mmengine.config import Config
 
 from smt_mm.errors import LaunchError
-from smt_mm.utils.upstream import export_config, run_tool
-from smt_mm.utils.workdir import LOCK_NAME
+from smt_mm.launch.upstream import export_config, run_tool
+from smt_mm.launch.workdir import LOCK_NAME
 
 # part of the developer loop: python -m pytest tests -m quick
 pytestmark = pytest.mark.quick

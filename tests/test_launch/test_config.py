@@ -10,8 +10,8 @@ import pytest
 from helpers import MINI_ARCH, QUICKSTART, REPO
 
 from smt_mm.errors import LaunchError, SMTConfigError, SMTConfigTypeError
-from smt_mm.utils.config import (add_result_dump, check_writable_dir,
-                                 load_config, set_work_dir)
+from smt_mm.launch.config import (add_result_dump, check_writable_dir,
+                                  load_config, set_work_dir)
 
 # part of the developer loop: python -m pytest tests -m quick
 pytestmark = pytest.mark.quick

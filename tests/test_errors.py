@@ -9,8 +9,8 @@ import torch
 from helpers import MINI_ARCH, run_tool, write_tiny_det_config
 
 from smt_mm.errors import SMTConfigError
+from smt_mm.launch.cli import run_cli
 from smt_mm.models import SMT
-from smt_mm.utils.cli import run_cli
 
 TINY_ARCH = dict(MINI_ARCH, depths=[1, 1, 1, 1])
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from smt_mm.engine import progress
+from smt_mm.launch import progress
 
 TRAIN_LINES = [
     '12/02 03:05:34 - mmengine - INFO - Epoch(train)  [1][20/60]  base_lr: '

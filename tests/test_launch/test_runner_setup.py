@@ -11,8 +11,8 @@ SEG = 'configs/seg/smt_t_upernet_synth.py'
 
 @pytest.mark.parametrize('installed', [True, False])
 def test_tensorboard_backend_only_when_installed(monkeypatch, installed):
-    from smt_mm.utils.config import load_config
-    from smt_mm.utils.runner import add_tensorboard_backend
+    from smt_mm.launch.config import load_config
+    from smt_mm.launch.runner import add_tensorboard_backend
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, 'find_spec', lambda name, *a: (object()

@@ -10,18 +10,18 @@ import pytest
 from helpers import QUICKSTART, REPO, data_root_options, deadline
 from mmengine.config import ConfigDict
 
+from smt_mm.checks import dataset as dataset_check
+from smt_mm.checks.dataset import (check_datasets, coco_category_names,
+                                   empty_image_files)
 from smt_mm.errors import LaunchError
-from smt_mm.utils import dataset_check
-from smt_mm.utils.config import load_config
-from smt_mm.utils.dataset_check import (check_datasets, coco_category_names,
-                                        empty_image_files)
+from smt_mm.launch.config import load_config
 
 TRAIN = 'train_dataloader'
 
 
 @pytest.fixture(scope='module')
 def coco_master(tmp_path_factory):
-    from smt_mm.utils.synthetic_coco import make_synthetic_coco
+    from smt_mm.datasets.synthetic_coco import make_synthetic_coco
     root = tmp_path_factory.mktemp('coco')
     make_synthetic_coco(
         str(root), num_train=2, num_val=1, seed=0, image_size=(32, 32))
@@ -266,7 +266,7 @@ def test_json_nested_too_deeply(coco):
 
 @pytest.fixture
 def digits(tmp_path):
-    from smt_mm.utils.digits import make_digits_dataset
+    from smt_mm.datasets.digits import make_digits_dataset
     root = tmp_path / 'digits'
     make_digits_dataset(str(root), 0.5, 0, 4)
     return root
@@ -298,7 +298,7 @@ def test_image_that_does_not_decode_is_one_line(tmp_path):
     import torch
     from mmcv.transforms import LoadImageFromFile
 
-    from smt_mm.utils.dataset_check import data_error_message
+    from smt_mm.checks.dataset import data_error_message
     image = tmp_path / 'noise.png'
     image.write_bytes(os.urandom(300))
 
@@ -329,7 +329,7 @@ def test_label_values_the_model_cannot_predict(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from smt_mm.utils.synthetic_ade import make_synthetic_ade
+    from smt_mm.datasets.synthetic_ade import make_synthetic_ade
     make_synthetic_ade(str(tmp_path), num_train=3, num_val=1)
     seg = osp.join(REPO, 'configs/seg/smt_t_upernet_synth.py')
     options = dict(

@@ -11,11 +11,11 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
+from smt_mm.checks.config import (IMAGENET_MEAN, IMAGENET_STD,
+                                  adapt_swin_custom_keys,
+                                  check_input_normalisation)
+from smt_mm.launch.config import load_config
 from smt_mm.models import SMT
-from smt_mm.utils.config import load_config
-from smt_mm.utils.config_check import (IMAGENET_MEAN, IMAGENET_STD,
-                                       adapt_swin_custom_keys,
-                                       check_input_normalisation)
 
 SWIN_PANOPTIC = ('mmdet::mask2former/'
                  'mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco-panoptic.py')

@@ -6,8 +6,8 @@ import pytest
 import torch.nn as nn
 from helpers import REPO
 
+from smt_mm.apis.complexity import count_complexity
 from smt_mm.models import SMT
-from smt_mm.utils.complexity import count_complexity
 
 
 class _Classifier(nn.Module):
