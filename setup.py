@@ -109,8 +109,8 @@ setup(
     # compiled against the installed torch), so they are not listed here.
     install_requires=read_requirements('runtime.txt'),
     extras_require={
-        'tests':
-        read_requirements('tests.txt') + read_requirements('timm.txt'),
+        'tests': read_requirements('tests.txt'),
+        'tools': read_requirements('tools.txt'),
         'mim': read_requirements('mim.txt'),
         'deploy': read_requirements('deploy.txt'),
         'timm': read_requirements('timm.txt'),

@@ -3,7 +3,9 @@
 # environment (a fresh virtualenv is recommended):
 #   torch 2.11-2.13 (an installed one in that range is kept; else 2.13.0)
 #   + its torchvision -> mmcv 2.1.0 built against it with ops
-#   -> mmengine / mmdet / mmseg / mmpretrain (+ undeclared needs) -> smt_mm.
+#   -> mmengine / mmdet / mmseg / mmpretrain (+ undeclared needs) -> the
+#   optional tools' needs (requirements/tools.txt) -> smt_mm. The test and
+#   style tools are not installed: pip install -r requirements/tests.txt
 # Environment:
 #   PYTHON      interpreter to install into (default: python3; 3.10-3.13)
 #   MMCV_WHEEL  a prebuilt mmcv 2.1.0 wheel for this torch and Python, used
@@ -181,6 +183,6 @@ mmcv_ops_work || {
     "must be built against this torch and Python" >&2
   exit 1
 }
-pip_install -c "$keep" -r requirements/runtime.txt -r requirements/tests.txt
+pip_install -c "$keep" -r requirements/runtime.txt -r requirements/tools.txt
 pip_install -c "$keep" --no-build-isolation -e .
 "$PY" -c "import mmcv.ops, mmdet.models, mmseg.models, mmpretrain.models, smt_mm; print('SMT-MM', smt_mm.__version__, 'installed')"

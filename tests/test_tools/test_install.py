@@ -252,3 +252,43 @@ def test_offline_install_from_a_wheelhouse(tmp_path):
         cwd=str(tmp_path))
     assert where.stdout.strip() == osp.join(checkout, 'smt_mm',
                                             '__init__.py'), where.stderr
+
+
+def _requirement_files(name, seen=None):
+    """``requirements/<name>`` and every file it includes with ``-r``."""
+    seen = set() if seen is None else seen
+    seen.add(name)
+    with open(osp.join(REPO, 'requirements', name)) as f:
+        for line in f:
+            if line.startswith('-r '):
+                _requirement_files(line[3:].split('#')[0].strip(), seen)
+    return seen
+
+
+def test_runtime_install_leaves_out_the_test_tools():
+    """install.sh installs what the tools need; the test and style tools
+    come with the README's test command (requirements/tests.txt), which
+    also covers everything the tests run."""
+    with open(INSTALL) as f:
+        installed = {
+            name
+            for line in f if 'pip_install' in line
+            for name in _names_after_r(line)
+        }
+    reached = set()
+    for name in installed:
+        _requirement_files(name, reached)
+    assert 'tools.txt' in reached and 'runtime.txt' in reached
+    assert 'tests.txt' not in reached
+    assert _requirement_files('tests.txt') >= {'tools.txt', 'timm.txt'}
+    with open(osp.join(REPO, 'README.md')) as f:
+        assert 'pip install -r requirements/tests.txt && python -m pytest' \
+            in f.read()
+
+
+def _names_after_r(line):
+    words = line.split()
+    return [
+        words[i + 1].split('/')[-1] for i, word in enumerate(words[:-1])
+        if word == '-r'
+    ]
