@@ -206,15 +206,20 @@ class _SeededGetItems:
 
 @HOOKS.register_module()
 class KeepCheckpointsHook(Hook):
-    """Remove old checkpoints only after the new one is saved.
+    """Remove old checkpoints only after the new one is saved, and only
+    files of the run's own checkpoint folder.
 
     mmengine's ``CheckpointHook`` (``max_keep_ckpts``, ``save_best``)
     deletes the checkpoints it no longer keeps *before* it saves the new
     one, so a save that fails (the disk fills up) can leave no checkpoint
-    at all. This hook gives the checkpoint hook a file backend whose
-    ``remove`` only notes the path, and deletes the noted files after the
-    checkpoint hook has run for that step (it runs last): when the save
-    raises, the run stops before that and the older checkpoints stay.
+    at all; and the paths it deletes may come from a resumed checkpoint's
+    message hub. This hook gives the checkpoint hook a file backend whose
+    ``remove`` and ``rmtree`` only note the path, and deletes the noted
+    paths after the checkpoint hook has run for that step (it runs last):
+    when the save raises, the run stops before that and the older
+    checkpoints stay. Every deletion passes :func:`removable`: a regular
+    file (not a link, folder or device) directly in the checkpoint hook's
+    folder; anything else is kept, with a warning.
     """
 
     priority = 'LOWEST'
@@ -228,7 +233,9 @@ class KeepCheckpointsHook(Hook):
             backend = getattr(hook, 'file_backend', None)
             if isinstance(hook, CheckpointHook) and backend is not None \
                     and not isinstance(backend, _DeferredRemoval):
-                hook.file_backend = _DeferredRemoval(backend, self._pending)
+                folder = getattr(hook, 'out_dir', None) or runner.work_dir
+                hook.file_backend = _DeferredRemoval(backend, folder,
+                                                     self._pending)
 
     def _remove_pending(self, runner) -> None:
         import os.path as osp
@@ -236,12 +243,19 @@ class KeepCheckpointsHook(Hook):
         # never the checkpoint just saved, should a name come round again
         last = runner.message_hub.get_info('last_ckpt')
         while self._pending:
-            backend, path = self._pending.pop(0)
+            backend, folder, path = self._pending.pop(0)
             if last is not None and osp.abspath(str(path)) == osp.abspath(
                     str(last)):
                 continue
-            if backend.exists(path):
+            problem = removable(path, folder)
+            if problem is None:
                 backend.remove(path)
+            elif osp.lexists(str(path)):
+                print_log(
+                    f'not deleting {path}: {problem}; it is left where '
+                    'it is',
+                    logger='current',
+                    level=logging.WARNING)
 
     def after_train_iter(self,
                          runner,
@@ -260,16 +274,39 @@ class KeepCheckpointsHook(Hook):
         self._remove_pending(runner)
 
 
+def removable(path, folder):
+    """Why a run may not delete ``path`` (None if it may): only a regular
+    file that sits directly in ``folder``, the run's checkpoint folder,
+    reached without a symbolic link."""
+    import os
+    import os.path as osp
+    import stat
+    path = str(path)
+    if osp.realpath(osp.dirname(osp.abspath(path))) != osp.realpath(
+            str(folder)):
+        return f'it is outside the checkpoint folder {folder}'
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return 'it does not exist'
+    if not stat.S_ISREG(mode):
+        return 'it is not a regular file'
+    return None
+
+
 class _DeferredRemoval:
-    """A file backend whose ``remove`` is deferred to
+    """A file backend whose ``remove`` and ``rmtree`` are deferred to
     :class:`KeepCheckpointsHook`; everything else is the wrapped one's."""
 
-    def __init__(self, backend, pending):
+    def __init__(self, backend, folder, pending):
         self.backend = backend
+        self._folder = folder
         self._pending = pending
 
     def remove(self, filepath) -> None:
-        self._pending.append((self.backend, filepath))
+        self._pending.append((self.backend, self._folder, filepath))
+
+    rmtree = remove  # never run: a folder is not removable()
 
     def __getattr__(self, name):
         if name == 'backend':

@@ -5,7 +5,6 @@ is not the checkpoint's."""
 import logging
 import math
 import numbers
-import os.path as osp
 
 import numpy as np
 import torch
@@ -15,7 +14,6 @@ from mmengine.optim import OptimWrapperDict
 
 from smt_mm.checkpoint import check_finite
 from smt_mm.errors import CheckpointLoadError, CheckpointMismatchError
-from smt_mm.files import file_problem
 
 # Optimizer state entries that hold one value per parameter element.
 PER_ELEMENT_STATE = ('exp_avg', 'exp_avg_sq', 'max_exp_avg_sq',
@@ -62,7 +60,6 @@ def check_resume_checkpoint(runner, checkpoint, filename: str) -> None:
                 'from its weights use --cfg-options load_from=FILE without '
                 '--resume')
     _check_message_hub(checkpoint.get('message_hub'), where)
-    _forget_foreign_best(runner, checkpoint['message_hub'], where)
     if 'optimizer' in checkpoint and runner.optim_wrapper is not None:
         _check_optimizer_state(runner, checkpoint['optimizer'], where)
     if 'param_schedulers' in checkpoint:
@@ -117,31 +114,6 @@ def _check_message_hub(hub, where: str) -> None:
     for key in ('last_ckpt', 'best_ckpt'):
         if key in info and not isinstance(info[key], str):
             raise bad(f'runtime_info {key} is {info[key]!r}, expected a path')
-
-
-def _forget_foreign_best(runner, hub, where: str) -> None:
-    """mmengine's ``CheckpointHook`` deletes the file or folder that a
-    resumed ``best_ckpt`` names as soon as a better score is saved. Only a
-    ``best_*`` checkpoint file of this run's work dir may be deleted that
-    way: any other path (another run's folder, a copied checkpoint, a
-    crafted file) is forgotten, with a warning, and left where it is."""
-    if isinstance(hub, MessageHub):
-        return
-    info = hub['runtime_info']
-    work_dir = osp.realpath(runner.work_dir)
-    for key in [k for k in info if k.startswith('best_ckpt')]:
-        path = info[key]
-        if (osp.dirname(osp.realpath(path)) == work_dir
-                and osp.basename(path).startswith('best_')
-                and not osp.islink(path) and file_problem(path) is None):
-            continue
-        del info[key]
-        print_log(
-            f'{where}: its {key} {path} is not a best checkpoint in work dir '
-            f'{runner.work_dir}; it is kept, not replaced, when a better '
-            'score is saved',
-            logger='current',
-            level=logging.WARNING)
 
 
 def _parameter_names(runner) -> dict:

@@ -190,7 +190,8 @@ def test_plain_entries_are_bounded(trained, tmp_path, entry, what):
 
 def test_best_checkpoint_of_another_folder_is_never_deleted(trained, tmp_path):
     """mmengine deletes the resumed ``best_ckpt`` when a better score is
-    saved: a path outside this work dir is forgotten instead."""
+    saved: a path outside this work dir is kept (the deletion gate of
+    KeepCheckpointsHook)."""
     victim = tmp_path / 'other_run' / 'best_accuracy_top1_epoch_1.pth'
     victim.parent.mkdir()
     victim.write_bytes(b'another run')
@@ -201,12 +202,17 @@ def test_best_checkpoint_of_another_folder_is_never_deleted(trained, tmp_path):
     runner, _ = resume(
         trained, tmp_path, edit,
         **{'default_hooks.checkpoint.save_best': 'accuracy/top1'})
-    hook = next(
-        h for h in runner.hooks if type(h).__name__ == 'CheckpointHook')
-    hook.before_train(runner)
-    hook.after_val_epoch(runner, {'accuracy/top1': 100.0})
+    hooks = [
+        h for h in runner.hooks
+        if type(h).__name__ in ('CheckpointHook', 'KeepCheckpointsHook')
+    ]
+    for hook in hooks:
+        hook.before_train(runner)
+    for hook in hooks:
+        hook.after_val_epoch(runner, {'accuracy/top1': 100.0})
     assert victim.read_bytes() == b'another run'
-    assert 'is not a best checkpoint in work dir' in run_log(runner)
+    assert f'not deleting {victim}: it is outside the checkpoint folder' \
+        in run_log(runner)
     best = runner.message_hub.get_info('best_ckpt')
     assert osp.dirname(best) == str(tmp_path / 'work') and osp.isfile(best)
 
