@@ -6,10 +6,12 @@ import json
 import os
 import os.path as osp
 import re
+import time
 from collections import Counter
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterable, Iterator, List, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
+from mmengine.hooks import Hook
 
 from smt_mm.config_tree import innermost_dataset
 from smt_mm.errors import LaunchError
@@ -29,6 +31,12 @@ SHOW = 5
 MAX_ANNOTATIONS_PER_IMAGE = 10_000
 # label maps read to check their values against the model's classes
 LABEL_MAP_SAMPLE = 16
+# Keys of a data-list entry that name files which must exist.
+FILE_KEYS = ('img_path', 'seg_map_path')
+# How long the check before training looks at the files a dataset lists;
+# files past that are read (and a missing one named) when training gets
+# to them.
+FILE_CHECK_SECONDS = 30.0
 
 
 def check_datasets(cfg: Config, *splits: str) -> None:
@@ -534,3 +542,67 @@ def data_error_message(err: BaseException) -> Optional[str]:
                     'an image (damaged, or not an image despite its name); '
                     'replace it, or remove it and its annotation')
     return None
+
+
+def data_file_problems(infos: Iterable[dict], seconds: Optional[float] = None):
+    """Look at the files that data-list entries ``infos`` name
+    (``img_path``, ``seg_map_path``), for at most ``seconds``.
+
+    Returns:
+        tuple: ``(checked, missing, empty, complete)``: how many files were
+        looked at, the missing ones, the empty (0-byte) ones, and whether
+        every entry was reached.
+    """
+    end = None if seconds is None else time.monotonic() + seconds
+    checked, missing, empty = 0, [], []
+    for info in infos:
+        if end is not None and time.monotonic() > end:
+            return checked, missing, empty, False
+        for key in FILE_KEYS:
+            path = info.get(key)
+            if isinstance(path, str):
+                checked += 1
+                if not osp.isfile(path):
+                    missing.append(path)
+                elif osp.getsize(path) == 0:
+                    empty.append(path)
+    return checked, missing, empty, True
+
+
+class DataFilesCheck(Hook):
+    """Before the first iteration, the files that the train and val
+    datasets list exist and are not empty (for at most ``seconds`` per
+    dataset): a run stops with one line instead of a traceback when the
+    loader reaches a missing image, possibly hours in. The datasets are the
+    ones the runner built, so nothing is parsed twice."""
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, seconds: float = FILE_CHECK_SECONDS):
+        self.seconds = seconds
+
+    def before_train(self, runner) -> None:
+        loops = (('train', runner.train_loop),
+                 ('val', getattr(runner, '_val_loop', None)))
+        for split, loop in loops:
+            dataset = getattr(
+                getattr(loop, 'dataloader', None), 'dataset', None)
+            if dataset is not None:
+                self._check(runner, split, dataset)
+
+    def _check(self, runner, split, dataset) -> None:
+        infos = (dataset.get_data_info(i) for i in range(len(dataset)))
+        checked, missing, empty, complete = data_file_problems(
+            infos, self.seconds)
+        for what, paths in (('missing', missing), ('empty (0 bytes)', empty)):
+            if paths:
+                raise LaunchError(
+                    f'[{split}] {len(paths)} of the {checked} files the '
+                    f'dataset lists are {what}, e.g. '
+                    f'{", ".join(paths[:SHOW])}; '
+                    'tools/misc/check_dataset.py CONFIG lists them all')
+        if not complete:
+            runner.logger.info(
+                f'[{split}] {checked} files the dataset lists checked in '
+                f'{self.seconds:g} s; the others are checked as they are '
+                'read')

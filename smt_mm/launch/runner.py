@@ -4,6 +4,7 @@ reseeding, TensorBoard logging where installed), after checking the run's
 settings."""
 from mmengine.config import Config, ConfigDict
 
+from smt_mm.checks.dataset import DataFilesCheck
 from smt_mm.checks.run import check_run_settings
 from .config import amp_message, amp_on_cpu
 
@@ -66,6 +67,9 @@ def build_runner(cfg: Config):
     amp_on_cpu(cfg)  # a config naming AmpOptimWrapper, without CUDA
     cfg.setdefault('runner_type', 'SMTRunner')
     runner = RUNNERS.build(cfg)
+    # the listed data files, once the runner has built the datasets (not
+    # a config entry: a dumped config runs without smt_mm's tools)
+    runner.register_hook(DataFilesCheck())
     message = amp_message(cfg)
     if message:
         runner.logger.info(message)

@@ -350,3 +350,36 @@ def test_label_values_the_model_cannot_predict(tmp_path):
         'predicts 4 classes: valid values are 0..4 and 255 (ignored) '
         '(reduce_zero_label: stored 1..N are classes 0..N-1); set the '
         "decode head's num_classes or fix the maps")
+
+
+def test_train_stops_before_the_first_step_on_a_missing_listed_file(tmp_path):
+    """The files a built dataset lists are checked before training starts
+    (DataFilesCheck, added by build_runner): one line, no step taken."""
+    import glob
+    import sys
+
+    from helpers import run_tool, write_tiny_det_config
+    config = write_tiny_det_config(
+        tmp_path / 'data', num_train=2, batch_size=2, max_epochs=1)
+    gone = sorted(glob.glob(str(tmp_path / 'data' / 'train' / '*')))[0]
+    os.remove(gone)
+    proc = run_tool([
+        sys.executable, 'tools/train.py', config, '--work-dir',
+        tmp_path / 'work'
+    ],
+                    check=False)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'error: [train] 1 of the 2 files the dataset lists are missing, '
+        f'e.g. {gone}; tools/misc/check_dataset.py CONFIG lists them all')
+    assert 'Epoch(train)' not in proc.stdout + proc.stderr
+
+
+def test_the_listed_file_check_is_bounded_in_time(tmp_path):
+    from smt_mm.checks.dataset import data_file_problems
+    (tmp_path / 'a.png').write_bytes(b'x')
+    (tmp_path / 'b.png').write_bytes(b'')
+    infos = [{'img_path': str(tmp_path / n)} for n in ('a.png', 'b.png', 'c')]
+    assert data_file_problems(infos) == (3, [str(tmp_path / 'c')],
+                                         [str(tmp_path / 'b.png')], True)
+    assert data_file_problems(iter(infos), seconds=0) == (0, [], [], False)

@@ -19,7 +19,7 @@ import sys
 
 import smt_mm  # noqa: F401  (registers SMT, smt_mm:: configs)
 from smt_mm.checks.dataset import (FULL_PARSE_BYTES, coco_class_problem,
-                                   coco_structure_problems,
+                                   coco_structure_problems, data_file_problems,
                                    label_list_problems, read_json)
 from smt_mm.config_tree import innermost_dataset
 from smt_mm.errors import LaunchError
@@ -27,8 +27,6 @@ from smt_mm.launch.cli import add_cfg_options, run_cli
 from smt_mm.launch.config import load_config, task_of
 
 SPLITS = ('train', 'val', 'test')
-# Keys of a data-list entry that name files which must exist.
-FILE_KEYS = ('img_path', 'seg_map_path')
 SHOW_MISSING = 5
 
 
@@ -70,25 +68,6 @@ def _model_num_classes(model_cfg) -> set:
 
     walk(model_cfg)
     return found
-
-
-def _file_problems(data_list, sample):
-    """How many referenced files were checked, and the missing and the
-    empty (0-byte) ones."""
-    entries = data_list
-    if sample and sample < len(data_list):
-        entries = random.Random(0).sample(data_list, sample)
-    checked, missing, empty = 0, [], []
-    for info in entries:
-        for key in FILE_KEYS:
-            path = info.get(key)
-            if isinstance(path, str):
-                checked += 1
-                if not osp.isfile(path):
-                    missing.append(path)
-                elif osp.getsize(path) == 0:
-                    empty.append(path)
-    return checked, missing, empty
 
 
 def _num_annotations(data_list):
@@ -165,7 +144,10 @@ def check_split(cfg, split, sample):
         problem = coco_class_problem(ann_file, classes, data=data)
         if problem:
             problems.append(f'{name}: {problem}')
-    checked, missing, empty = _file_problems(data_list, sample)
+    entries = data_list
+    if sample and sample < len(data_list):
+        entries = random.Random(0).sample(data_list, sample)
+    checked, missing, empty, _ = data_file_problems(entries)
     print(f'{name}: {checked - len(missing)}/{checked} referenced files '
           'found' + (f', {len(empty)} of them empty' if empty else ''))
     if missing:
