@@ -69,3 +69,44 @@ def write_attacks(folder, megabytes=300):
             open(files['valid'], 'rb') as archive:
         f.write(head + archive.read())
     return files
+
+
+# Run in a fresh interpreter by ``costs_in_child``: the reader's peak memory
+# (RSS) and time for each hostile file, after one valid file.
+_COSTS = '''
+import importlib, json, resource, sys, time
+module, name = sys.argv[1].split(':')
+read = getattr(importlib.import_module(module), name)
+files = json.loads(sys.argv[2])
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+read(files.pop('valid'))
+base, result = peak(), {}
+for key, path in files.items():
+    start = time.monotonic()
+    try:
+        read(path)
+        outcome = 'read'
+    except Exception as err:
+        outcome = type(err).__name__ + ': ' + str(err)
+    result[key] = [outcome, peak() - base, time.monotonic() - start]
+print(json.dumps(result))
+'''
+
+
+def costs_in_child(reader, files, timeout=300):
+    """``{name: [outcome, MB grown, seconds]}`` of ``reader``
+    ('module:function') on each of ``files`` ({name: path}, with a 'valid'
+    one read first as the baseline), in a fresh Python; outcome is 'read'
+    or 'ErrorType: message'."""
+    import json
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, '-c', _COSTS, reader,
+         json.dumps(files)],
+        capture_output=True,
+        text=True,
+        timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,14 +1,11 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
 """The reading budget: small hostile files are refused before they make the
 reader allocate far more than they hold, with one line naming the file."""
-import json
-import subprocess
-import sys
 
 import pytest
 import torch
 from helpers import deadline
-from helpers.attacks import rezip, write_attacks
+from helpers.attacks import costs_in_child, rezip, write_attacks
 
 from smt_mm.checkpoint import read_checkpoint
 from smt_mm.errors import CheckpointLoadError, UnsafeCheckpointError
@@ -97,29 +94,8 @@ def test_reading_attacks_stays_within_budget(tmp_path):
     """Peak memory (RSS, in a child process) of reading each hostile file
     stays within 150 MB of reading a valid one; the bombs would take
     300 MB each."""
-    files = write_attacks(tmp_path)
-    script = ('import json, resource, sys\n'
-              'from smt_mm.checkpoint import read_checkpoint\n'
-              'files = json.loads(sys.argv[1])\n'
-              'def peak():\n'
-              '    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n'
-              'read_checkpoint(files.pop("valid"))\n'
-              'base, result = peak(), {}\n'
-              'for name, path in files.items():\n'
-              '    try:\n'
-              '        read_checkpoint(path)\n'
-              '        outcome = "read"\n'
-              '    except Exception as err:\n'
-              '        outcome = type(err).__name__\n'
-              '    result[name] = [outcome, (peak() - base) / 1024]\n'
-              'print(json.dumps(result))\n')
-    proc = subprocess.run([sys.executable, '-c', script,
-                           json.dumps(files)],
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    for name, (outcome, grown_mb) in result.items():
-        assert outcome == 'UnsafeCheckpointError', (name, outcome)
-        assert grown_mb < 150, (name, grown_mb)
+    result = costs_in_child('smt_mm.checkpoint:read_checkpoint',
+                            write_attacks(tmp_path))
+    for name, (outcome, grown_mb, seconds) in result.items():
+        assert outcome.startswith('UnsafeCheckpointError'), (name, outcome)
+        assert grown_mb < 150 and seconds < 60, (name, grown_mb, seconds)

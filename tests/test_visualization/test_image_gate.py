@@ -90,9 +90,7 @@ def test_image_bombs_stay_within_memory_and_time_in_a_child(tmp_path):
     """A fresh process meets a valid image, then each bomb (48 KB files
     that decode to 20000x20000 or 1x60000): each is refused in one line,
     within 150 MB of the valid image's peak and well within 60 s."""
-    import json
-    import subprocess
-    import sys
+    from helpers.attacks import costs_in_child
     from PIL import Image
     Image.new('RGB', (64, 48)).save(tmp_path / 'valid.png')
     # a whole 1-bit 20000x20000 PNG: 50 MB of zero rows deflate to ~50 KB
@@ -102,31 +100,7 @@ def test_image_bombs_stay_within_memory_and_time_in_a_child(tmp_path):
         'square': str(tmp_path / 'square.png'),
         'strip': png_header(tmp_path / 'strip.png', 1, 60000),
     }
-    script = '''
-import json, resource, sys, time
-from smt_mm.files import check_image
-files = json.loads(sys.argv[1])
-def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-check_image(files.pop('valid'))
-base, result = peak(), {}
-for name, path in files.items():
-    start = time.monotonic()
-    try:
-        check_image(path)
-        outcome = 'read'
-    except Exception as err:
-        outcome = type(err).__name__ + ': ' + str(err)
-    result[name] = [outcome, peak() - base, time.monotonic() - start]
-print(json.dumps(result))
-'''
-    proc = subprocess.run([sys.executable, '-c', script,
-                           json.dumps(images)],
-                          capture_output=True,
-                          text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = costs_in_child('smt_mm.files:check_image', images)
     assert sorted(result) == ['square', 'strip']
     for name, (outcome, grown_mb, seconds) in result.items():
         assert outcome.startswith('LaunchError: ') and '\n' not in outcome
