@@ -105,8 +105,7 @@ def _annotation_problems(path: str, dataset: ConfigDict,
         try:
             data = read_json(path) if osp.getsize(path) <= \
                 FULL_PARSE_BYTES else None
-            if data is not None:
-                yield from coco_structure_problems(path, data)
+            yield from coco_structure_problems(path, data)
             problem = coco_class_problem(path, classes, source, data=data)
         except ValueError as err:  # not JSON, nested too deeply
             problem = str(err)
@@ -337,7 +336,11 @@ def coco_structure_problems(path: str, data) -> Iterator[str]:
     height not negative), whose image or category is unknown or whose
     polygons are not lists of numbers. One message per kind of problem,
     naming the first entry. Files without ``images`` / ``annotations``
-    lists (other formats) pass."""
+    lists (other formats) pass. ``data`` None (a file too large to parse
+    whole): only the crowded-image check, streamed."""
+    if data is None:
+        yield from streamed_crowded_problems(path)
+        return
     if not isinstance(data, dict) or not isinstance(
             data.get('annotations'), list) or not isinstance(
                 data.get('images'), list):
@@ -416,20 +419,56 @@ def coco_structure_problems(path: str, data) -> Iterator[str]:
             note(
                 'segmentation', f'{where} has segmentation '
                 f'{_short(segmentation)}, expected polygons or RLE')
-    per_image = Counter(
-        ann.get('image_id') for ann in data['annotations']
-        if isinstance(ann, dict))
+    crowded = crowded_problem(
+        Counter(
+            ann.get('image_id') for ann in data['annotations']
+            if isinstance(ann, dict)))
+    if crowded:
+        found['crowded'] = crowded
+    for count, message in found.values():
+        more = f' (and {count - 1} more like it)' if count > 1 else ''
+        yield f'{path}: {message}{more}'
+
+
+def crowded_problem(per_image: Counter):
+    """``[how many, message]`` for the images with more than
+    ``MAX_ANNOTATIONS_PER_IMAGE`` annotations in ``per_image`` (image id ->
+    count), naming the most crowded; None if there are none."""
     crowded = [(n, image) for image, n in per_image.items()
                if n > MAX_ANNOTATIONS_PER_IMAGE]
+    if not crowded:
+        return None
+    n, image = max(crowded, key=lambda item: item[0])
+    return [
+        len(crowded), f'image_id {_short(image)} has {n} annotations, more '
+        f'than {MAX_ANNOTATIONS_PER_IMAGE} (its masks and targets would take '
+        'gigabytes in one step); split the image or drop duplicates'
+    ]
+
+
+_IMAGE_ID = re.compile(rb'"image_id"\s*:\s*(-?\d+)')
+
+
+def streamed_crowded_problems(path: str,
+                              chunk: int = 16 << 20) -> Iterator[str]:
+    """The crowded-image check of :func:`coco_structure_problems` for a
+    file too large to parse whole: ``"image_id": N`` pairs counted in
+    chunks (memory grows with the number of images, not the file)."""
+    per_image, tail = Counter(), b''
+    with open(path, 'rb') as f:
+        while True:
+            block = f.read(chunk)
+            text = tail + block
+            # pairs ending in the last 64 bytes may go on in the next block
+            end = len(text) if not block else len(text) - 64
+            done = [m for m in _IMAGE_ID.finditer(text) if m.end() <= end]
+            per_image.update(int(m.group(1)) for m in done)
+            if not block:
+                break
+            tail = text[max(done[-1].end() if done else 0, end - 32):]
+    crowded = crowded_problem(per_image)
     if crowded:
-        n, image = max(crowded, key=lambda item: item[0])
-        note(
-            'crowded', f'image_id {_short(image)} has {n} annotations, more '
-            f'than {MAX_ANNOTATIONS_PER_IMAGE} (its masks and targets would '
-            'take gigabytes in one step); split the image or drop '
-            'duplicates')
-        found['crowded'][0] = len(crowded)
-    for count, message in found.values():
+        count, message = crowded
         more = f' (and {count - 1} more like it)' if count > 1 else ''
         yield f'{path}: {message}{more}'
 

@@ -226,8 +226,12 @@ def test_bbox_that_is_not_four_numbers(coco):
         'height not negative (and 1 more like it)')
 
 
-def test_an_image_with_too_many_annotations(coco, monkeypatch):
+@pytest.mark.parametrize('parsed', [True, False], ids=['parsed', 'streamed'])
+def test_an_image_with_too_many_annotations(coco, monkeypatch, parsed):
+    """Also in a file too large to parse whole (counted as it streams)."""
     monkeypatch.setattr(dataset_check, 'MAX_ANNOTATIONS_PER_IMAGE', 3)
+    if not parsed:
+        monkeypatch.setattr(dataset_check, 'FULL_PARSE_BYTES', 0)
 
     def edit(data):
         first = data['annotations'][0]
@@ -383,3 +387,21 @@ def test_the_listed_file_check_is_bounded_in_time(tmp_path):
     assert data_file_problems(infos) == (3, [str(tmp_path / 'c')],
                                          [str(tmp_path / 'b.png')], True)
     assert data_file_problems(iter(infos), seconds=0) == (0, [], [], False)
+
+
+@pytest.mark.parametrize('chunk', [97, 100, 4096])
+def test_streamed_image_ids_survive_block_ends(tmp_path, chunk, monkeypatch):
+    counted = {}
+    monkeypatch.setattr(dataset_check, 'crowded_problem', counted.update)
+    ids = [7, 1234567, 7, 42] * 50
+    text = json.dumps(
+        {'annotations': [{
+            'image_id': i,
+            'x': 'y' * (i % 9)
+        } for i in ids]},
+        indent=1)
+    (tmp_path / 'a.json').write_text(text)
+    list(
+        dataset_check.streamed_crowded_problems(
+            str(tmp_path / 'a.json'), chunk=chunk))
+    assert counted == {7: 100, 1234567: 50, 42: 50}
