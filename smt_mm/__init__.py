@@ -6,9 +6,9 @@ root ``MODELS`` registry (so ``dict(type='SMT')`` builds under the mmdet,
 mmseg and mmpretrain scopes), the ``SMTRunner``, the ``RNGReseedHook``,
 ``BF16AmpOptimWrapper`` and ``SMTLayerDecayOptimizerConstructor``, an
 atomic file backend under its own name, and ``smt_mm::`` as a config
-package. How mmengine and torch load or write files
-for other code is left unchanged; see :mod:`smt_mm.checkpoint` for the safe
-loading our runner and tools use, and ``enable_safe_loading()`` for scripts.
+package. How mmengine and torch load or write files for other code is left
+unchanged; see :mod:`smt_mm.checkpoint` for the safe loading our runner and
+tools use, and ``enable_safe_loading()`` for scripts.
 """
 import os
 import warnings

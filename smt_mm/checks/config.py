@@ -6,10 +6,12 @@ otherwise fails deep inside the runner's model building, as a ``KeyError``
 or ``TypeError`` traceback through mmengine's registry. Here it is one line
 naming the config key, the bad name and the closest valid one.
 """
+import ast
 import difflib
 import importlib
+import os.path as osp
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 from mmengine.registry import Registry
@@ -50,6 +52,52 @@ def check_model_config(cfg: Config) -> None:
             _check_type(node, path, node_scope)
     if scope == 'mmseg':
         _check_segmentor_pretrained(cfg)
+    if scope == 'mmpretrain':
+        _check_mmpretrain_model(cfg)
+
+
+# mmpretrain algorithms that pretrain by masked image modelling: they hand
+# the backbone a mask, or expect it to mask its tokens itself.
+MIM_ALGORITHMS = ('BEiT', 'CAE', 'EVA', 'iTPN', 'MAE', 'MaskFeat', 'MFF',
+                  'MILAN', 'MixMIM', 'SimMIM', 'SparK')
+# mmpretrain heads that take one feature vector per image.
+VECTOR_HEADS = ('ClsHead', 'LinearClsHead', 'MultiLabelClsHead',
+                'MultiLabelLinearClsHead', 'StackedLinearClsHead',
+                'ArcFaceClsHead')
+
+
+def _type_name(node) -> str:
+    """The class name a config dict's ``type`` names (scope dropped)."""
+    kind = node.get('type') if isinstance(node, dict) else None
+    if isinstance(kind, str):
+        return kind.rsplit('.', 1)[-1]
+    return getattr(kind, '__name__', '')
+
+
+def _check_mmpretrain_model(cfg: Config) -> None:
+    """An mmpretrain model SMT cannot serve, as one line: masked-image-
+    modelling pretraining (``SMT.forward() takes 2 positional arguments
+    but 3 were given``), and a classifier without a neck whose head takes
+    vectors (``mat1 and mat2 shapes cannot be multiplied``)."""
+    if smt_backbone(cfg) is None:
+        return
+    model = cfg.model
+    kind = _type_name(model)
+    if kind in MIM_ALGORITHMS:
+        raise LaunchError(
+            f'model.type={kind!r}: masked-image-modelling pretraining is not '
+            f'supported by SMT ({kind} hands the backbone a mask, or expects '
+            'it to mask its own tokens; SMT takes images only): pretrain '
+            'with another algorithm, or fine-tune from the SMT ImageNet '
+            'release files')
+    head = model.get('head')
+    if model.get('neck') is None and _type_name(head) in VECTOR_HEADS:
+        raise LaunchError(
+            f'model.neck is None, but SMT gives feature maps (N, C, H, W) '
+            f'and {_type_name(head)} takes one vector per image (the run '
+            "would stop with 'mat1 and mat2 shapes cannot be multiplied'): "
+            "add neck=dict(type='GlobalAveragePooling') (ConvNeXt-style "
+            'bases pool inside their backbone and have no neck)')
 
 
 def _check_segmentor_pretrained(cfg: Config) -> None:
@@ -322,6 +370,140 @@ def check_peer_settings(cfg: Config) -> List[str]:
     """Adapt Swin-style custom keys to SMT and check the input
     normalisation of a pretrained SMT (:func:`adapt_swin_custom_keys`,
     :func:`check_input_normalisation`); returns the warning lines (the
-    tools print each once, when they read the config)."""
+    tools print each once, when they read the config). The optimizer
+    settings are checked by :func:`smt_mm.checks.optim.check_optim_settings`
+    after this."""
     lines = [adapt_swin_custom_keys(cfg), check_input_normalisation(cfg)]
     return [line for line in lines if line]
+
+
+# ---------------------------------------------------------------------------
+# A child's dict over a base's list (list-valued necks and decode heads)
+# ---------------------------------------------------------------------------
+
+# mmengine's error (Config._merge_a_into_b) for a dict over a base's list
+_LIST_MERGE = re.compile(
+    r"(\w+)=.* in child config cannot inherit from base because \1 is a "
+    r"dict in the child config but is of type <class 'list'> in base", re.S)
+_ARCH_LETTERS = dict(
+    t='T', tiny='T', s='S', small='S', b='B', base='B', l='L', large='L')
+
+
+def list_merge_problem(path: str, err: Exception) -> Optional[str]:
+    """What to do when the config at ``path`` writes a dict over a list of
+    its base, e.g. ``neck=dict(in_channels=[...])`` over Libra R-CNN's
+    ``[FPN, BFP]`` or DyHead's ``[FPN, DyHead]`` necks, or a decode head
+    over OCRNet's list of two: mmengine cannot merge them, and the only
+    hint of its error, ``_delete_=True``, drops the whole list. The line
+    says to restate the list with SMT's channels (for the arch the config
+    names, if it names one). None when ``err`` is another error."""
+    match = _LIST_MERGE.match(str(err))
+    if not isinstance(err, TypeError) or match is None:
+        return None
+    where, types = _base_list(path, match.group(1))
+    listed = f' ({", ".join(types)})' if types else ''
+    return (f'{where} is a list in the base config{listed} and this config '
+            'writes a dict over it, which mmengine cannot merge (its '
+            '_delete_=True would drop the whole list): restate '
+            f'{where} as the full list of the base, with SMT\'s channels '
+            f'{_smt_channels(path)} as in_channels of the entries that '
+            "take the backbone's maps")
+
+
+def _resolved_bases(path: str) -> List[str]:
+    """The files ``path`` names in ``_base_`` (package paths resolved)."""
+    try:
+        bases = Config._get_base_files(path)
+    except Exception:  # not parseable: mmengine said why
+        return []
+    found = []
+    for base in bases:
+        try:
+            resolved, _ = Config._get_cfg_path(base, path)
+        except Exception:
+            continue
+        if '::' not in base:
+            resolved = osp.join(osp.dirname(path), resolved)
+        if osp.isfile(resolved):
+            found.append(resolved)
+    return found
+
+
+def _base_list(path: str, key: str) -> Tuple[str, Optional[List[str]]]:
+    """The dotted path of the list ``key`` names in the bases of ``path``
+    and the types of its entries; ``(key, None)`` when not found."""
+
+    def find(node, prefix):
+        if not isinstance(node, dict):
+            return None
+        value = node.get(key)
+        if isinstance(value, list):
+            return prefix + key, [_type_name(item) or '?' for item in value]
+        for name, child in node.items():
+            found = find(child, f'{prefix}{name}.')
+            if found:
+                return found
+        return None
+
+    for base in _resolved_bases(path):
+        try:
+            found = find(Config.fromfile(base).to_dict(), '')
+        except Exception:  # a base that does not load alone
+            continue
+        if found:
+            return found
+    return key, None
+
+
+def _smt_channels(path: str) -> str:
+    """SMT's channel list for the SMT the config (or a base) writes
+    literally, with its ``out_indices``; both families' lists when none
+    is found."""
+    from smt_mm.models import SMT
+    found = _literal_smt(path, set())
+    if found is not None:
+        arch, out_indices = found
+        try:
+            dims = SMT.parse_arch(arch)['embed_dims']
+            if isinstance(out_indices, int):
+                out_indices = [out_indices]
+            channels = [dims[i] for i in sorted(set(out_indices))]
+        except (SMTError, TypeError, ValueError, IndexError, KeyError):
+            pass
+        else:
+            name = _ARCH_LETTERS.get(arch) if isinstance(arch, str) else None
+            return f'{channels} ({"SMT-" + name if name else "its arch"})'
+    return '[64, 128, 256, 512] (SMT-T/S/B; SMT-L: [96, 192, 384, 768])'
+
+
+def _literal_smt(path: str, seen: set):
+    """``(arch, out_indices)`` of the first ``dict(type='SMT', ...)`` with
+    literal arguments in the config's source or its bases' sources."""
+    if path in seen:
+        return None
+    seen.add(path)
+    try:
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == 'dict'):
+            continue
+        kwargs = {k.arg: k.value for k in node.keywords if k.arg}
+        try:
+            kind = ast.literal_eval(kwargs['type'])
+            if kind.rsplit('.', 1)[-1] != 'SMT':
+                continue
+            arch = ast.literal_eval(kwargs.get('arch', ast.Constant('tiny')))
+            out = ast.literal_eval(
+                kwargs.get('out_indices', ast.Constant((0, 1, 2, 3))))
+        except (KeyError, ValueError, TypeError, AttributeError):
+            continue
+        return arch, out
+    for base in _resolved_bases(path):
+        found = _literal_smt(base, seen)
+        if found is not None:
+            return found
+    return None

@@ -6,7 +6,7 @@ Each entry is a config of an installed OpenMMLab package (``mmdet::``,
 the backbone for ``type='SMT'`` and changes the channel numbers (plus the
 adaptation its family needs, documented in the README table "SMT in other
 OpenMMLab configs"). The test reads it as the tools do
-(:func:`smt_mm.utils.config.load_config`), builds the model and the
+(:func:`smt_mm.launch.config.load_config`), builds the model and the
 optimizer wrapper through the registries, trains one step on small
 synthetic inputs and predicts at an odd input size, on CPU.
 
@@ -26,7 +26,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 
-from smt_mm.utils.config import amp_on_cpu, load_config
+from smt_mm.launch.config import amp_on_cpu, load_config
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,8 @@ LSJ_SMALL = ("data_preprocessor=dict(batch_augments=[dict("
              'seg_pad_value=255)])')
 SEG_SMALL = 'data_preprocessor=dict(size=(64, 64))'
 # DINO's two-stage query selection takes its 900 queries among the encoder
-# tokens: 64² inputs have fewer (it needs about 208² for 900)
+# tokens: 64² inputs have fewer (it needs about 208² for 900); fewer
+# queries also keep a DETR's matching and decoder small
 DINO_SMALL = 'num_queries=50'
 M2F_HEAD = f'panoptic_head=dict(in_channels={CH})'
 UPER = (f'decode_head=dict(in_channels={CH}), '
@@ -86,6 +87,22 @@ PEERS = {
     'atss':
     Peer('mmdet::atss/atss_r50_fpn_1x_coco.py', 'det',
          f'backbone=dict(_delete_=True, {SMT}), {FPN}'),
+    'libra-rcnn':  # a list-valued neck: restated whole with SMT's channels
+    Peer('mmdet::libra_rcnn/libra-faster-rcnn_r50_fpn_1x_coco.py', 'box',
+         f'backbone=dict(_delete_=True, {SMT}), neck=['
+         f"dict(type='FPN', in_channels={CH}, out_channels=256, num_outs=5),"
+         " dict(type='BFP', in_channels=256, num_levels=5, refine_level=2,"
+         " refine_type='non_local')]"),
+    'conditional-detr':  # single level: the last stage only
+    Peer('mmdet::conditional_detr/conditional-detr_r50_8xb2-50e_coco.py',
+         'box', f'backbone=dict(_delete_=True, {SMT}, out_indices=(3, )), '
+         f'neck=dict(in_channels={CH[3:]})',
+         small=DINO_SMALL),
+    'convnext-layer-decay':  # mmdet's ConvNeXt-only layer-decay constructor
+    Peer(
+        'mmdet::convnext/'
+        'mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py', 'det',
+        f'backbone=dict(_delete_=True, {SMT}), {FPN}'),
     'htc':
     Peer('mmdet::htc/htc_r50_fpn_1x_coco.py', 'htc',
          f'backbone=dict(_delete_=True, {SMT}), {FPN}'),
@@ -129,6 +146,12 @@ PEERS = {
     Peer('mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py', 'seg',
          f'pretrained={RELEASE!r}, backbone=dict(_delete_=True, {SMT}), '
          f'{UPER}',
+         small=SEG_SMALL),
+    'pspnet':  # a dilated family: runs at SMT's stride 32, not 8
+    Peer('mmseg::pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py', 'seg',
+         f'{NO_PRETRAINED}backbone=dict(_delete_=True, {SMT}), '
+         f'decode_head=dict(in_channels={CH[3]}), '
+         f'auxiliary_head=dict(in_channels={CH[2]})',
          small=SEG_SMALL),
     'upernet-swin':
     Peer(
