@@ -404,6 +404,19 @@ def tool_flags(tool):
     return _FLAGS[tool]
 
 
+# a shell tool's options: the patterns of its `case` on the arguments,
+# e.g. `--out | --budget)`
+CASE_FLAGS = re.compile(r'^\s*((?:-[\w-]+\s*\|\s*)*-[\w-]+)\)', re.M)
+
+
+def script_flags(tool):
+    """The flags a shell tool (a repository path) accepts, read from the
+    ``case`` patterns of its option parsing."""
+    with open(osp.join(REPO, tool), encoding='utf-8') as f:
+        patterns = CASE_FLAGS.findall(f.read())
+    return {flag.strip() for found in patterns for flag in found.split('|')}
+
+
 def command_lines(text):
     """Tool command lines of a page: shell blocks (in other blocks the lines
     after a ``$`` prompt) with continuations joined and comments dropped,
@@ -454,7 +467,7 @@ def flag_problems(text):
             if f
         ]
         if not tool.endswith('.py'):
-            bad = used
+            bad = [f for f in used if f not in script_flags(tool)]
         else:
             bad = [f for f in used if f not in tool_flags(tool)]
         if bad:
@@ -469,6 +482,9 @@ def test_tool_flags_are_read_from_the_source():
     assert '--dest' not in train
     assert {'--output-dir',
             '--out-dir'} <= tool_flags('tools/analysis/browse_dataset.py')
+    acceptance = script_flags('tools/misc/gpu_acceptance.sh')
+    assert {'--out', '--budget', '--help', '--rehearsal'} <= acceptance
+    assert '--nope' not in acceptance and not script_flags('tools/install.sh')
 
 
 def test_a_bogus_flag_is_found():
@@ -536,7 +552,7 @@ def test_wording_checks_find_what_they_should():
             ])
     # legitimate text: tools, identifiers, program output in a code block
     assert wording_problems(
-        '`tools/misc/gpu_session.sh`, GPU_SESSION_BUDGET, InferenceSession, '
+        '`requests_session`, SESSION_TIMEOUT, InferenceSession, '
         'silently, equivalent, RESULTs\n```\nthe ETA follows this machine\n'
         '```\n') == []
 

@@ -8,36 +8,10 @@ import pytest
 import torch
 from helpers import MINI_ARCH, run_tool, write_tiny_det_config
 
-from smt_mm.errors import SMTConfigError
 from smt_mm.launch.cli import run_cli
 from smt_mm.models import SMT
 
 TINY_ARCH = dict(MINI_ARCH, depths=[1, 1, 1, 1])
-
-
-@pytest.mark.parametrize('size', [(32, 32), (33, 33), (47, 61), (65, 32),
-                                  (97, 35), (224, 33)])
-def test_odd_input_sizes_run(size):
-    model = SMT(TINY_ARCH).eval()
-    with torch.no_grad():
-        outs = model(torch.rand(1, 3, *size))
-    h, w = size
-    # stem: stride 2 then 2 (floor), stages 2-4: stride 2 with padding 1
-    h, w = (h + 1) // 2 // 2, (w + 1) // 2 // 2
-    for i, out in enumerate(outs):
-        if i:
-            h, w = (h + 1) // 2, (w + 1) // 2
-        assert out.shape == (1, TINY_ARCH['embed_dims'][i], h, w)
-        assert torch.isfinite(out).all()
-
-
-@pytest.mark.parametrize('size', [(31, 64), (64, 16), (8, 8)])
-def test_too_small_input_names_size_and_minimum(size):
-    model = SMT(TINY_ARCH).eval()
-    with pytest.raises(SMTConfigError) as err:
-        model(torch.rand(1, 3, *size))
-    assert f'{size[0]}x{size[1]}' in str(err.value)
-    assert 'minimum 32x32' in str(err.value)
 
 
 def test_run_cli_prints_one_line_for_smt_errors(capsys):

@@ -11,9 +11,11 @@
    mAP@0.5 >= 0.5) and the range measured on 2-core CPUs; with --strict,
    exits non-zero when they are below the bar.
 
-The screen shows one progress line per step (iterations, ETA, loss, mAP
-once known); everything the steps print goes to WORK_DIR/quickstart.log,
-and mmengine writes its own log under WORK_DIR/<time>/.
+On a terminal each step shows a progress bar (iterations, ETA, loss, mAP
+once known), then one closing line; elsewhere (CI logs) only the closing
+lines are printed. Everything the steps print goes to
+WORK_DIR/quickstart.log, and mmengine writes its own log under
+WORK_DIR/<time>/.
 
     python tools/quickstart.py [--work-dir DIR] [--nproc N] [--strict]
         [--resume | --overwrite] [--verbose] [--cfg-options k=v ...]

@@ -34,6 +34,7 @@ import torch
 from mmengine.fileio import register_backend
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.utils import apply_to
 
 from smt_mm.errors import (CheckpointLoadError, CorruptCheckpointError,
                            UnsafeCheckpointError)
@@ -273,17 +274,16 @@ def redact_urls(obj: Any) -> Any:
     """A copy of ``obj`` (nested dicts, lists, tuples, strings) with every
     ``http(s)://`` URL that carries credentials or a query redacted, or
     ``obj`` itself if it has none."""
-    if isinstance(obj, str):
-        return display_name(obj)
-    if isinstance(obj, dict):
-        items = {k: redact_urls(v) for k, v in obj.items()}
-        changed = any(items[k] is not v for k, v in obj.items())
-        return type(obj)(items) if changed else obj
-    if isinstance(obj, (list, tuple)):
-        items = [redact_urls(v) for v in obj]
-        changed = any(a is not b for a, b in zip(items, obj))
-        return type(obj)(items) if changed else obj
-    return obj
+    redacted = []
+
+    def redact(text: str) -> str:
+        shown = display_name(text)
+        if shown != text:
+            redacted.append(text)
+        return shown
+
+    copy = apply_to(obj, lambda x: isinstance(x, str), redact)
+    return copy if redacted else obj
 
 
 def _max_download_bytes() -> int:

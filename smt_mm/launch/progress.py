@@ -1,11 +1,14 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""A progress line per step of a multi-step job, from mmengine's log lines.
+"""A progress bar per step of a multi-step job, from mmengine's log lines.
 
 Each step runs as a subprocess (:class:`Steps`); its output goes to a log
-file, and the screen shows one line: a bar with iterations, ETA and loss
-while training (:class:`TrainWatcher`), batches and the bbox mAP@0.5 while
-testing (:class:`TestWatcher`). ``tools/quickstart.py`` is built on it.
+file, and the screen shows one line: rich's progress bar and ETA with the
+iterations, epoch and loss while training (:class:`TrainWatcher`), batches
+and the bbox mAP@0.5 while testing (:class:`TestWatcher`); then one closing
+line per step. Where stdout is no terminal (CI logs), only the closing lines
+are printed. ``tools/quickstart.py`` is built on it.
 """
+import datetime
 import os
 import queue
 import re
@@ -15,9 +18,13 @@ import threading
 import time
 from typing import Callable, Iterator, List, Optional
 
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
 # mmengine's progress lines: "Epoch(train)  [3][20/60]  ... loss: 1.23",
 # "Epoch(test) [5/15] ...", the metrics "Epoch(test) [15/15]
-# coco/bbox_mAP: ... coco/bbox_mAP_50: ..."
+# coco/bbox_mAP: ... coco/bbox_mAP_50: ..."; the bar needs the iteration
+# counts, the closing line the loss and mAP
 TRAIN_LINE = re.compile(r'Epoch\(train\)\s+\[(\d+)\]\[\s*(\d+)/(\d+)\]')
 TEST_LINE = re.compile(r'Epoch\(test\)\s+\[\s*(\d+)/(\d+)\]')
 LOSS = re.compile(r'\sloss: ([0-9.]+)')
@@ -26,64 +33,34 @@ BAR_WIDTH = 24
 
 
 def fmt_time(seconds: float) -> str:
-    """``seconds`` as minutes:seconds."""
-    seconds = int(round(seconds))
-    return f'{seconds // 60}:{seconds % 60:02d}'
+    """``seconds`` as hours:minutes:seconds."""
+    return str(datetime.timedelta(seconds=round(seconds)))
 
 
-def bar(done: int, total: int) -> str:
-    """A text bar of ``done`` out of ``total``."""
-    filled = BAR_WIDTH * done // total if total else 0
-    return '[' + '#' * filled + '.' * (BAR_WIDTH - filled) + ']'
+def screen() -> Console:
+    """The console the steps show on: stdout (looked up on each write),
+    text printed as given (no markup, highlighting or wrapping)."""
+    return Console(markup=False, highlight=False, soft_wrap=True)
 
 
-class Progress:
-    """One updating line on a terminal; elsewhere (CI logs) a line per
-    tenth of the work, so a log file stays short.
-
-    Args:
-        stream: where to write; stdout by default.
-    """
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stdout
-        self.tty = self.stream.isatty()
-        self.last_tenth = None
-        self.width = 0
-
-    def show(self,
-             text: str,
-             done: Optional[int] = None,
-             total: Optional[int] = None) -> None:
-        """Show ``text`` as the current state, ``done`` of ``total``."""
-        if self.tty:
-            pad = max(0, self.width - len(text))
-            self.stream.write('\r' + text + ' ' * pad)
-            self.width = len(text)
-            self.stream.flush()
-            return
-        tenth = None if not total else 10 * done // total
-        if tenth is not None and tenth == self.last_tenth:
-            return
-        self.last_tenth = tenth
-        self.stream.write(text + '\n')
-        self.stream.flush()
-
-    def end(self, text: str) -> None:
-        """Close the line with ``text``; the next show starts a new one."""
-        if self.tty:
-            self.show(text)
-            self.stream.write('\n')
-        elif text:
-            self.stream.write(text + '\n')
-        self.stream.flush()
-        self.width = 0
-        self.last_tenth = None
+def progress_bar(console: Console, head: str, show: bool) -> Progress:
+    """A one-line rich progress bar headed ``head``, erased when it stops;
+    drawn only if ``show`` and ``console`` is a terminal."""
+    return Progress(
+        TextColumn(head, markup=False),
+        BarColumn(bar_width=BAR_WIDTH),
+        TextColumn('{task.description}', markup=False),
+        TextColumn('ETA', markup=False),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+        disable=not (show and console.is_terminal))
 
 
 class TrainWatcher:
-    """The training step's line: iterations, epoch, ETA (from the pace
-    since the first logged iterations), latest loss.
+    """The training step's progress: iterations, epoch, latest loss.
 
     Args:
         max_epochs: the epochs the run trains for.
@@ -91,8 +68,7 @@ class TrainWatcher:
 
     def __init__(self, max_epochs: int):
         self.max_epochs = max_epochs
-        self.start = None  # (time, iteration) of the first progress line
-        self.done = self.total = 0
+        self.done = self.total = self.epoch = 0
         self.loss = None
 
     def update(self, line: str) -> bool:
@@ -100,29 +76,21 @@ class TrainWatcher:
         match = TRAIN_LINE.search(line)
         if not match:
             return False
-        epoch, it, per_epoch = map(int, match.groups())
+        self.epoch, it, per_epoch = map(int, match.groups())
         self.total = self.max_epochs * per_epoch
-        self.done = (epoch - 1) * per_epoch + it
+        self.done = (self.epoch - 1) * per_epoch + it
         loss = LOSS.search(line)
         if loss:
             self.loss = float(loss.group(1))
-        now = time.monotonic()
-        if self.start is None:
-            self.start = (now, self.done)
-        self.epoch = epoch
-        self.pace = None
-        if self.done > self.start[1]:
-            self.pace = (now - self.start[0]) / (self.done - self.start[1])
         return True
 
     def text(self) -> str:
+        """The state next to the bar, and in the step's closing line."""
         if not self.total:
             return 'building the model, checking the data...'
-        eta = '?' if self.pace is None else fmt_time(self.pace *
-                                                     (self.total - self.done))
         loss = '' if self.loss is None else f'  loss {self.loss:.3f}'
-        return (f'{bar(self.done, self.total)} {self.done}/{self.total} it'
-                f'  epoch {self.epoch}/{self.max_epochs}  ETA {eta}{loss}')
+        return (f'{self.done}/{self.total} it  epoch {self.epoch}/'
+                f'{self.max_epochs}{loss}')
 
 
 class TestWatcher:
@@ -143,12 +111,12 @@ class TestWatcher:
         return bool(found or match)
 
     def text(self) -> str:
+        """The state next to the bar, and in the step's closing line."""
         if not self.total:
             return 'loading the checkpoint...'
         known = '' if self.map50 is None else \
             f'  bbox mAP@0.5 {self.map50:.3f}'
-        return (f'{bar(self.done, self.total)} {self.done}/{self.total} '
-                f'batches{known}')
+        return f'{self.done}/{self.total} batches{known}'
 
 
 def failure_detail(lines: List[str], code: int) -> str:
@@ -210,26 +178,28 @@ class StepFailed(Exception):
 
 class Steps:
     """Runs each step as a subprocess, its output appended to the log
-    file, the screen showing a progress line.
+    file, the screen showing a progress bar and a closing line per step.
 
     Args:
         log_path: the file every step's output is appended to.
         cwd: where the steps run.
-        verbose: print the steps' output instead of progress lines.
+        verbose: print the steps' output instead of progress bars.
         total: the number of steps, for the ``[n/total]`` heads.
+        console: where to show them; stdout by default (:func:`screen`).
     """
 
     def __init__(self,
                  log_path: str,
                  cwd: str,
                  verbose: bool = False,
-                 total: int = 4):
+                 total: int = 4,
+                 console: Optional[Console] = None):
         self.log_path = log_path
         self.cwd = cwd
         self.verbose = verbose
         self.total = total
         self.number = 0
-        self.progress = Progress()
+        self.console = console or screen()
 
     def head(self, name: str) -> str:
         """The next step's ``[n/total] name`` head."""
@@ -238,7 +208,7 @@ class Steps:
 
     def note(self, name: str, text: str) -> None:
         """A step that needs no work, e.g. data already there."""
-        self.progress.end(f'{self.head(name)} {text}')
+        self.console.print(f'{self.head(name)} {text}')
 
     def run(self,
             name: str,
@@ -249,7 +219,7 @@ class Steps:
 
         Args:
             watcher: a :class:`TrainWatcher`-like object turning output
-                lines into the progress line.
+                lines into the progress bar's state.
             summary: the step's closing text from its output lines;
                 default: the watcher's last text.
 
@@ -265,12 +235,12 @@ class Steps:
             code, lines = self._follow(head, args, log, watcher)
         took = fmt_time(time.monotonic() - started)
         if code:
-            self.progress.end(f'{head} failed after {took}')
+            self.console.print(f'{head} failed after {took}')
             raise StepFailed(name, code, failure_detail(lines, code),
                              self.log_path)
         text = summary(lines) if summary else ''
         state = watcher.text() if watcher is not None and not text else text
-        self.progress.end(f'{head} {state}  ({took})')
+        self.console.print(f'{head} {state}  ({took})')
         return lines
 
     def _follow(self, head, args, log, watcher):
@@ -286,15 +256,19 @@ class Steps:
             text=True,
             errors='replace',
             env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        if watcher is not None and not self.verbose:
-            self.progress.show(f'{head} {watcher.text()}')
+        watch = watcher is not None and not self.verbose
         lines = []
-        for line in output_lines(proc):
-            log.write(line)
-            lines.append(line.rstrip('\n'))
-            if self.verbose:
-                sys.stdout.write(line)
-            elif watcher is not None and watcher.update(line):
-                self.progress.show(f'{head} {watcher.text()}', watcher.done,
-                                   watcher.total)
+        with progress_bar(self.console, head, watch) as bar:
+            task = bar.add_task(watcher.text() if watch else '', total=None)
+            for line in output_lines(proc):
+                log.write(line)
+                lines.append(line.rstrip('\n'))
+                if self.verbose:
+                    sys.stdout.write(line)
+                elif watch and watcher.update(line):
+                    bar.update(
+                        task,
+                        completed=watcher.done,
+                        total=watcher.total,
+                        description=watcher.text())
         return proc.wait(), lines

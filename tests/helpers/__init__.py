@@ -24,8 +24,6 @@ OFFICIAL = os.environ.get(
 FIXTURES = os.environ.get('SMT_FIXTURES',
                           osp.join(REPO, 'tests', 'data', 'official_fixture'))
 sys.path.insert(0, REPO)
-# tests import some analysis tools (plot_logs, erf, ...) as modules
-sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
 # The tiny architecture of the unit tests (4 stages, 16-128 channels; the
 # tiny preset's other settings). An arch dict names every required setting:
 # derive variants with dict(MINI_ARCH, depths=...).

@@ -1,10 +1,9 @@
 """The FLOPs/params tool reproduces the official sizes."""
 import os.path as osp
-import sys
 
 import pytest
 import torch.nn as nn
-from helpers import REPO
+from helpers import REPO, load_tool
 
 from smt_mm.apis.complexity import count_complexity
 from smt_mm.models import SMT
@@ -36,8 +35,7 @@ def test_classifier_flops_both_conventions(arch, size, gflops, paper_gflops,
 
 
 def test_get_flops_tool_on_a_detection_config(capsys):
-    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
-    import get_flops
+    get_flops = load_tool('tools/analysis/get_flops.py')
     result = get_flops.main([
         osp.join(REPO, 'configs/det/smt_b_maskrcnn_3x.py'), '--shape', '256',
         '320'

@@ -29,7 +29,12 @@ Where each one is used:
 * ``OptimizedModule._orig_mod`` -- the benchmark reads a compiled side's
   gradients from the eager module;
 * ``timm.models._features.feature_take_indices`` -- the timm entry's
-  ``forward_intermediates``.
+  ``forward_intermediates``;
+* ``mmengine.config.utils.MODULE2PACKAGE`` -- ``import smt_mm`` adds
+  ``smt_mm`` there so that ``smt_mm::`` config paths resolve;
+* the text of mmcv's ``LoadImageFromFile`` failure (``failed to load
+  image: PATH``) -- ``smt_mm.checks.dataset.data_error_message`` turns it
+  into one line naming the image.
 """
 import importlib.util
 import inspect
@@ -167,3 +172,29 @@ def test_timm_feature_indices():
     features = pytest.importorskip('timm.models._features')
     indices, last = features.feature_take_indices(4, (1, 3))
     assert list(indices) == [1, 3] and last == 3
+
+
+def test_config_package_table():
+    from mmengine.config import Config, utils
+
+    import smt_mm  # noqa: F401  (adds smt_mm to the table)
+    from smt_mm.config_scheme import PACKAGE
+    assert isinstance(utils.MODULE2PACKAGE, dict)
+    # read on every lookup, so an entry added after import counts
+    assert utils._get_package_and_cfg_path(f'{PACKAGE}::det/x.py') == (
+        utils.MODULE2PACKAGE[PACKAGE], 'det/x.py')
+    # the lookup Config makes for a `PACKAGE::` base
+    assert '_get_package_and_cfg_path(' in inspect.getsource(
+        Config._get_cfg_path)
+
+
+def test_mmcv_image_failure_text(tmp_path):
+    from mmcv.transforms import LoadImageFromFile
+
+    from smt_mm.checks.dataset import data_error_message
+    broken = tmp_path / 'broken.jpg'
+    broken.write_bytes(b'not an image')
+    with pytest.raises(AssertionError) as info:
+        LoadImageFromFile()(dict(img_path=str(broken)))
+    message = data_error_message(info.value)
+    assert message and message.startswith(f'cannot read image {broken}:')

@@ -1,7 +1,8 @@
 # Copyright (c) SMT-MM contributors. All rights reserved.
-"""Progress lines from mmengine's output: iterations, ETA, loss and mAP;
-a line per tenth of the work in a log; a step that fails says why, and one
-whose left-behind child keeps the pipe open does not hang."""
+"""Progress from mmengine's output: iterations, loss and mAP; rich's bar
+on a terminal, only plain closing lines elsewhere, the log complete; a step
+that fails says why, and one whose left-behind child keeps the pipe open
+does not hang."""
 import io
 import re
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 
 import pytest
+from rich.console import Console
 
 from smt_mm.launch import progress
 
@@ -22,33 +24,59 @@ TRAIN_LINES = [
 ]
 
 
-def test_progress_line_shows_iterations_eta_loss_and_map():
+def test_progress_shows_iterations_loss_and_map():
     watcher = progress.TrainWatcher(max_epochs=10)
     assert watcher.text() == 'building the model, checking the data...'
     for line in TRAIN_LINES:
         assert watcher.update(line)
-    text = watcher.text()
-    assert '180/600 it' in text and 'epoch 3/10' in text
-    assert 'loss 1.234' in text and re.search(r'ETA \d+:\d\d', text)
+    assert (watcher.done, watcher.total) == (180, 600)
+    assert watcher.text() == '180/600 it  epoch 3/10  loss 1.234'
     assert not watcher.update('12/02 - mmengine - INFO - paramwise_options '
                               '-- backbone.stages.3.norm.bias:lr=0.0004')
     test = progress.TestWatcher()
     test.update('12/02 - mmengine - INFO - Epoch(test) [ 5/15]    eta: 0:01')
-    assert '5/15 batches' in test.text()
+    assert test.text() == '5/15 batches'
     test.update('12/02 - mmengine - INFO - Epoch(test) [15/15]    '
                 'coco/bbox_mAP: 0.5960  coco/bbox_mAP_50: 0.7440  '
                 'coco/bbox_mAP_75: 0.6850')
-    assert test.text().endswith('15/15 batches  bbox mAP@0.5 0.744')
+    assert test.text() == '15/15 batches  bbox mAP@0.5 0.744'
 
 
-def test_progress_in_a_log_is_a_line_per_tenth():
-    stream = io.StringIO()  # not a terminal
-    line = progress.Progress(stream)
-    for done in range(0, 601, 10):
-        line.show(f'{done}/600', done, 600)
-    line.end('done')
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == 12 and lines[-1] == 'done'
+# the step's closing line, after its bar if any
+CLOSING = re.compile(r'\[1/1\] train     180/600 it  epoch 3/10  loss 1\.234  '
+                     r'\(0:00:0\d\)\n?$')
+
+
+def train_step(tmp_path, console):
+    """A step printing mmengine's training lines, shown on ``console``."""
+    steps = progress.Steps(
+        str(tmp_path / 'steps.log'), str(tmp_path), total=1, console=console)
+    code = ('import sys, time\n'
+            f'for line in {TRAIN_LINES!r}:\n'
+            '    print(line, flush=True); time.sleep(0.3)\n')
+    steps.run('train', [sys.executable, '-c', code],
+              progress.TrainWatcher(max_epochs=10))
+    return console.file.getvalue()
+
+
+def test_a_terminal_shows_rich_bar_then_the_closing_line(tmp_path):
+    console = Console(
+        file=io.StringIO(),
+        force_terminal=True,
+        width=120,
+        markup=False,
+        highlight=False)
+    shown = train_step(tmp_path, console)
+    assert '\x1b' in shown and '━' in shown and 'ETA' in shown
+    assert '180/600 it  epoch 3/10' in shown
+    assert CLOSING.search(shown.splitlines()[-1])
+
+
+def test_elsewhere_only_plain_closing_lines_and_the_log_is_full(tmp_path):
+    shown = train_step(tmp_path, Console(file=io.StringIO()))  # no terminal
+    assert CLOSING.fullmatch(shown)
+    log = (tmp_path / 'steps.log').read_text()
+    assert all(line in log for line in TRAIN_LINES)
 
 
 def test_a_killed_step_left_with_a_worker_does_not_hang(tmp_path):
@@ -80,8 +108,8 @@ def test_a_failed_step_shows_its_error_line_or_what_stopped_it():
 def test_steps_log_everything_and_a_failure_raises_with_its_error(tmp_path):
     log = tmp_path / 'steps.log'
     screen = io.StringIO()
-    steps = progress.Steps(str(log), str(tmp_path), total=2)
-    steps.progress = progress.Progress(screen)
+    steps = progress.Steps(
+        str(log), str(tmp_path), total=2, console=Console(file=screen))
     lines = steps.run(
         'hello', [sys.executable, '-c', 'print("hi")'],
         summary=lambda lines: lines[-1])

@@ -118,7 +118,7 @@ def test_plot_logs_keeps_an_existing_file(tmp_path):
 
 
 def test_plot_logs_overwrite_replaces(tmp_path):
-    import plot_logs
+    plot_logs = load_tool('tools/analysis/plot_logs.py')
     work = tmp_path / 'run' / '20240101_000000' / 'vis_data'
     work.mkdir(parents=True)
     (work / 'scalars.json').write_text('{"loss": 1.0, "iter": 1, "step": 1}\n'

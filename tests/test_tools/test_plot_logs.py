@@ -5,7 +5,7 @@ import json
 import sys
 
 import pytest
-from helpers import assert_picture, run_tool
+from helpers import assert_picture, load_tool, run_tool
 
 
 def write_scalars(work_dir):
@@ -57,7 +57,7 @@ def test_plot_logs_unknown_key(tmp_path):
 
 
 def test_plot_logs_axes_per_curve(tmp_path):
-    import plot_logs
+    plot_logs = load_tool('tools/analysis/plot_logs.py')
     series = plot_logs.read_scalars(str(write_scalars(tmp_path)))
     axis, steps, _ = series['loss']
     assert axis == 'iteration' and steps[:2] == [10, 20]
@@ -66,7 +66,7 @@ def test_plot_logs_axes_per_curve(tmp_path):
 
 
 def test_plot_logs_compares_runs_with_a_legend(tmp_path, monkeypatch):
-    import plot_logs
+    plot_logs = load_tool('tools/analysis/plot_logs.py')
     for name in ('run_a', 'run_b'):
         write_scalars(tmp_path / name)
     drawn = {}
@@ -99,7 +99,7 @@ def test_plot_logs_compares_runs_with_a_legend(tmp_path, monkeypatch):
 
 def test_plot_logs_epoch_ticks_are_whole_numbers(tmp_path, monkeypatch):
     """Two validation epochs used to get ticks at 1.2, 1.4, ..."""
-    import plot_logs
+    plot_logs = load_tool('tools/analysis/plot_logs.py')
     from matplotlib.figure import Figure
     saved = []
     monkeypatch.setattr(Figure, 'savefig',
@@ -120,7 +120,7 @@ def test_plot_logs_epoch_ticks_are_whole_numbers(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('line', ['not json', '[1, 2]', '"text"', '3'])
 def test_a_line_that_is_not_a_record_is_one_line(tmp_path, line):
-    import plot_logs
+    plot_logs = load_tool('tools/analysis/plot_logs.py')
 
     from smt_mm.errors import LaunchError
     log = tmp_path / 'scalars.json'

@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import MINI_ARCH, QUICKSTART, REPO, assert_picture, run_tool
+from helpers import (MINI_ARCH, QUICKSTART, REPO, assert_picture, load_tool,
+                     run_tool)
 from PIL import Image, ImageDraw
 
 CLS = osp.join(REPO, 'configs/cls/smt_t_in1k.py')
@@ -116,7 +117,7 @@ def test_vis_modulation_det_with_checkpoint(work, tmp_path):
 
 
 def test_vis_modulation_bad_query_and_stage(work, tmp_path):
-    import vis_modulation as tool
+    tool = load_tool('tools/analysis/vis_modulation.py')
 
     from smt_mm.errors import LaunchError
     for extra, message in ((['--stages', '5'], 'stages 1..4'),
@@ -130,7 +131,7 @@ def test_vis_modulation_bad_query_and_stage(work, tmp_path):
 
 
 def test_input_in_out_dir_is_never_overwritten(work, tmp_path):
-    import vis_modulation as tool
+    tool = load_tool('tools/analysis/vis_modulation.py')
 
     from smt_mm.errors import LaunchError
     out = tmp_path / 'maps'
@@ -183,7 +184,7 @@ def test_erf_tool(work, tmp_path, images):
 
 
 def test_erf_size_must_fit_the_stride(work, tmp_path, capsys):
-    import erf as tool
+    tool = load_tool('tools/analysis/erf.py')
     with pytest.raises(SystemExit) as exit_info:
         tool.parse_args(
             [str(work / 'cls.py'), '--out',
@@ -245,7 +246,7 @@ def test_grad_cam_tool_names_the_class_at_a_readable_size(tmp_path, capsys):
     """tools/analysis/grad_cam.py on the digits classifier: a 32x32 input
     drawn in 400-px panels, the class name in the title."""
     pytest.importorskip('pytorch_grad_cam')
-    import grad_cam as tool
+    tool = load_tool('tools/analysis/grad_cam.py')
 
     from smt_mm.apis import build_model
     from smt_mm.errors import LaunchError

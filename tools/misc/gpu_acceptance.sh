@@ -1,64 +1,120 @@
 #!/usr/bin/env bash
-# An acceptance run for a GPU node: the self-check, the benchmark of SMT-T
-# and SMT-B against the official code, 20 AMP iterations of Mask R-CNN SMT-B
-# and the GPU test tier, in one call. Every step runs under its own
-# `timeout`, within a total budget, and writes its results under $OUT as soon
-# as they exist, so a run cut short still returns what finished;
-# $OUT/summary.txt has one line per step.
+# The acceptance run for a new GPU node or cluster: the self-check
+# (tools/misc/selfcheck.py), the benchmark of SMT-T and SMT-B
+# (tools/analysis/benchmark.py), 20 AMP iterations of Mask R-CNN SMT-B and
+# the GPU test tier (pytest tests -m gpu), one after another. Every step runs
+# under its own `timeout`, within a total time budget, and writes its results
+# into the output folder as soon as they exist, so a run cut short still
+# leaves what finished; OUT/summary.md sums the run up in markdown (a table
+# of the steps, then the main figures).
 #
-# Where SMT-MM is installed, leave out the install step:
-#   OUT=gpu_check GPU_SESSION_BUDGET=900 \
-#     GPU_SESSION_STEPS='env selfcheck bench_t bench_b maskrcnn gpu_tests' \
-#     bash tools/misc/gpu_session.sh
-# For a node without network that has torch but not the OpenMMLab stack,
-# fill the git-ignored .whl/ beforehand where there is a network:
-#   bash tools/misc/gpu_session.sh prepare DIR
-# copies DIR/device/*.whl (wheels for the node's Python and torch, mmcv with
-# CUDA ops among them) and DIR/official/models_smt.py (the benchmark's
-# official side), and downloads CPython 3.12 wheels of PyYAML (mmengine and
-# mmcv import yaml) and Markdown (model-index, imported by mmpretrain, does).
-# The install step then installs .whl/ with pip --target, keeping the node's
-# torch. Rerun some steps only, in less time:
-#   GPU_SESSION_STEPS='install maskrcnn' GPU_SESSION_BUDGET=200 \
-#     bash tools/misc/gpu_session.sh
+# Usage:
+#   bash tools/misc/gpu_acceptance.sh [--out DIR] [--budget SECONDS]
+#       [--steps 'STEP ...'] [--wheelhouse DIR] [--official FILE]
+#       [--rehearsal]
 #
-# Steps (names for GPU_SESSION_STEPS): env; install; selfcheck
-# (tools/misc/selfcheck.py); bench_t and bench_b (tools/analysis/benchmark.py:
-# fp32 and bf16 autocast, ours against the official code when .whl/ holds it,
-# train step at 224x224 batch 64 and at 800x1216 with 2 images, latency, peak
-# memory); maskrcnn (20 iterations of configs/det/smt_b_maskrcnn_3x.py with
-# --amp on synthetic 1333x800 images: s/iteration, memory, an 8-GPU estimate
-# of the 3x schedule); gpu_tests (pytest tests -m gpu).
+# Options:
+#   --out DIR          results folder (default: work_dirs/gpu_acceptance)
+#   --budget SECONDS   time for all steps together (default: 900; 2100 with
+#                      --wheelhouse); a step that the budget leaves less than
+#                      10 s is skipped, and says so in the summary
+#   --steps 'STEP ...' the steps to run, in their order below (default: all
+#                      but install; install too with --wheelhouse)
+#   --wheelhouse DIR   first install SMT-MM and its stack into the active
+#                      Python from this folder of wheels alone, with the
+#                      offline install (WHEELHOUSE=DIR bash tools/install.sh,
+#                      see docs/get_started.md), and the test tools from it
+#   --official FILE    the official code's models/smt.py: the benchmark
+#                      compares ours against it (else ours only)
+#   --rehearsal        run every step on the CPU with tiny sizes (the same
+#                      tools, configs and model; Mask R-CNN in fp32 with
+#                      fewer RoIs, step limits x6), to try the script before
+#                      a GPU node is at hand
 #
-# Try it on a CPU first:
-#   GPU_SESSION_REHEARSAL=1 OUT=/tmp/out bash tools/misc/gpu_session.sh
-# runs every step on the CPU with tiny sizes (the same tools, configs, model;
-# the Mask R-CNN run in fp32 with fewer RoIs).
+# Steps: install (with --wheelhouse); env (versions, nvidia-smi); selfcheck;
+# bench_t and bench_b (fp32 and bf16 autocast, train step at 224x224 batch
+# 64 and at 800x1216 with 2 images, latency, peak memory); maskrcnn (20
+# iterations of configs/det/smt_b_maskrcnn_3x.py with --amp on synthetic
+# 1333x800 images: s/iteration, memory, an 8-GPU estimate of the 3x
+# schedule); gpu_tests (pytest tests -m gpu).
 #
-# Environment: OUT (default work_dirs/gpu_session), GPU_SESSION_BUDGET
-# (seconds for all steps, default 330), GPU_SESSION_STEPS,
-# GPU_SESSION_REHEARSAL, GPU_SESSION_CAP_SCALE (rehearsal: step limits x6 by
-# default), GPU_SESSION_WHEELS (default .whl), GPU_SESSION_TMP (default
-# /tmp/smt_gpu_session: installed packages, synthetic data).
+# Examples:
+#   bash tools/misc/gpu_acceptance.sh --out gpu_check --budget 1200
+#   bash tools/misc/gpu_acceptance.sh --steps 'maskrcnn' --budget 200
+#   bash tools/misc/gpu_acceptance.sh --rehearsal --out /tmp/rehearsal
+#
+# Environment: PYTHON (default python3).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-SELF=$PWD/tools/misc/gpu_session.sh
-ALL_STEPS='env install selfcheck bench_t bench_b maskrcnn gpu_tests'
-OUT=${OUT:-$PWD/work_dirs/gpu_session}
-BUDGET=${GPU_SESSION_BUDGET:-330}
-STEPS=${GPU_SESSION_STEPS:-$ALL_STEPS}
-REHEARSAL=${GPU_SESSION_REHEARSAL:-0}
-WHEELS=${GPU_SESSION_WHEELS:-.whl}
-TMP=${GPU_SESSION_TMP:-/tmp/smt_gpu_session}
+SELF=$PWD/tools/misc/gpu_acceptance.sh
+ALL_STEPS='install env selfcheck bench_t bench_b maskrcnn gpu_tests'
 PY=${PYTHON:-python3}
-OFFICIAL=$WHEELS/models_smt.py
-SUMMARY=$OUT/summary.txt
-export PYTHONPATH=$TMP/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
-export PYTHONUNBUFFERED=1 PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+
+usage() {
+  sed -n '/^# Usage:/,/^# Environment/p' "$SELF" | sed 's/^# \{0,1\}//'
+}
+
+# one clear line for bad input, then exit 2
+die() {
+  echo "gpu_acceptance: $*" >&2
+  exit 2
+}
+
+if [ "${1:-}" != __step ]; then  # the options; steps get them exported
+  OUT=$PWD/work_dirs/gpu_acceptance BUDGET= STEPS= WHEELHOUSE= OFFICIAL=
+  REHEARSAL=0
+  while [ $# -gt 0 ]; do
+    case $1 in
+      -h | --help) usage; exit 0 ;;
+      --rehearsal) REHEARSAL=1; shift; continue ;;
+      --out | --budget | --steps | --wheelhouse | --official)
+        [ $# -ge 2 ] || die "$1 needs a value (see --help)" ;;
+      *) die "unknown option '$1' (see --help)" ;;
+    esac
+    case $1 in
+      --out) OUT=$2 ;;
+      --budget) BUDGET=$2 ;;
+      --steps) STEPS=$2 ;;
+      --wheelhouse) WHEELHOUSE=$2 ;;
+      --official) OFFICIAL=$2 ;;
+    esac
+    shift 2
+  done
+  if [ -n "$WHEELHOUSE" ]; then
+    [ -d "$WHEELHOUSE" ] || die "--wheelhouse $WHEELHOUSE is not a folder"
+    WHEELHOUSE=$(cd "$WHEELHOUSE" && pwd)
+  fi
+  if [ -n "$OFFICIAL" ]; then
+    [ -f "$OFFICIAL" ] || die "--official $OFFICIAL is not a file (give" \
+      "the official code's models/smt.py)"
+    OFFICIAL=$(cd "$(dirname "$OFFICIAL")" && pwd)/$(basename "$OFFICIAL")
+  fi
+  case $BUDGET in
+    '') BUDGET=$([ -n "$WHEELHOUSE" ] && echo 2100 || echo 900) ;;
+    *[!0-9]*) die "--budget $BUDGET: give whole seconds, e.g. 900" ;;
+  esac
+  if [ -z "$STEPS" ]; then
+    STEPS=${ALL_STEPS#install }
+    [ -n "$WHEELHOUSE" ] && STEPS=$ALL_STEPS
+  fi
+  for name in $STEPS; do
+    case " $ALL_STEPS " in *" $name "*) ;; *)
+      die "--steps: no step '$name'; the steps are: $ALL_STEPS" ;;
+    esac
+  done
+  case " $STEPS " in *' install '*)
+    [ -n "$WHEELHOUSE" ] || die "the install step needs --wheelhouse DIR" ;;
+  esac
+  mkdir -p "$OUT" || die "--out $OUT: cannot create that folder"
+  OUT=$(cd "$OUT" && pwd)
+  export OUT REHEARSAL WHEELHOUSE OFFICIAL
+fi
 
 CAP_SCALE=1  # the step limits below are for a GPU node
 if [ "$REHEARSAL" = 1 ]; then
-  CAP_SCALE=${GPU_SESSION_CAP_SCALE:-6}  # a small, possibly busy CPU
+  CAP_SCALE=6  # a small, possibly busy CPU
   # one thread per process: OpenMP threads spinning on a shared, busy
   # machine made the benchmark 10-30x slower
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -74,6 +130,17 @@ else
   DET_IMAGES=40 DET_SIZE='800 1333' DET_WORKERS=4 DET_AMP=--amp
 fi
 
+install() {  # the offline install, then the test tools from the same folder
+  WHEELHOUSE=$WHEELHOUSE PYTHON=$PY bash tools/install.sh || return 1
+  "$PY" -m pip install -q --no-index --find-links "$WHEELHOUSE" \
+    -r requirements/tests.txt || return 1
+  "$PY" -c "import mmcv.ops, mmdet.models, mmseg.models, mmpretrain.models
+import smt_mm
+from mmcv.ops import get_compiling_cuda_version
+print('imports ok: mmcv', mmcv.__version__, 'CUDA',
+      get_compiling_cuda_version(), '| smt_mm from', smt_mm.__file__)"
+}
+
 environment() {
   echo "date: $(date -u +%FT%TZ)  host: $(hostname)  nproc: $(nproc)"
   nvidia-smi --format=csv \
@@ -84,31 +151,14 @@ print('python', sys.version.split()[0], '| torch', torch.__version__,
       '| CUDA', torch.version.cuda, '| available', torch.cuda.is_available(),
       '| cuDNN', torch.backends.cudnn.version())"
   "$PY" -m pip list 2>/dev/null | grep -i -E '^(torch|numpy|opencv|nvidia)'
-  ls -la "$WHEELS" 2>/dev/null || echo "no $WHEELS: the install step is not used"
-}
-
-install() {  # pip --target from the wheels: the node keeps its own torch
-  if [ -f "$TMP/site/.complete" ]; then
-    echo "already installed in $TMP/site (a rerun on the same machine)"
-  else
-    rm -rf "$TMP/site"
-    "$PY" -m pip install -q --no-index --no-deps --no-compile \
-      --target "$TMP/site" "$WHEELS"/*.whl || return 1
-    touch "$TMP/site/.complete"
-  fi
-  "$PY" -c "import mmcv.ops, mmdet.models, mmseg.models, mmpretrain.models
-import smt_mm
-from mmcv.ops import get_compiling_cuda_version
-print('imports ok: mmcv', mmcv.__version__, 'CUDA',
-      get_compiling_cuda_version(), '| smt_mm from', smt_mm.__file__)"
 }
 
 bench() {  # bench t|b
   local official=()
-  if [ -f "$OFFICIAL" ]; then
+  if [ -n "$OFFICIAL" ]; then
     official=(--official "$OFFICIAL")
   else
-    echo "no $OFFICIAL: ours only (see the header of $SELF)"
+    echo "no --official: ours only"
   fi
   "$PY" tools/analysis/benchmark.py "${BENCH[@]}" --archs "$1" \
     --precisions fp32 bf16 ${official[@]+"${official[@]}"} \
@@ -117,7 +167,7 @@ bench() {  # bench t|b
 
 maskrcnn() {  # DET_IMAGES / 2 iterations of 2 images: one epoch
   local data config
-  data=$TMP/synthetic_coco_${DET_SIZE/ /x}
+  data=$OUT/synthetic_coco_${DET_SIZE/ /x}
   config=$OUT/smt_b_maskrcnn_3x_synthetic.py
   if [ ! -f "$data/annotations/instances_train.json" ]; then
     # shellcheck disable=SC2086  # DET_SIZE is H W
@@ -191,21 +241,6 @@ gpu_tests() {
     --junitxml="$OUT/gpu_tests.xml"
 }
 
-if [ "${1:-}" = prepare ]; then
-  shared=${2:-../shared}
-  for f in "$shared"/device/mmcv-2.1.0-cp312-*.whl \
-    "$shared"/official/models_smt.py; do
-    [ -f "$f" ] || { echo "prepare: no $f (give the folder holding device/ and official/)" >&2; exit 2; }
-  done
-  mkdir -p "$WHEELS"
-  cp "$shared"/device/*.whl "$shared"/official/models_smt.py "$WHEELS"/
-  PIP_NO_INDEX= "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
-    --implementation cp --platform manylinux2014_x86_64 -d "$WHEELS" \
-    pyyaml==6.0.4 markdown==3.11.3 || exit 1
-  chmod u+w "$WHEELS"/*
-  echo "$WHEELS: $(ls "$WHEELS" | wc -l) files, $(du -sh "$WHEELS" | cut -f1)"
-  exit 0
-fi
 if [ "${1:-}" = __step ]; then  # one step, run by step() under timeout
   case $2 in
     env) environment ;;
@@ -219,16 +254,18 @@ if [ "${1:-}" = __step ]; then  # one step, run by step() under timeout
   exit
 fi
 
+SUMMARY=$OUT/summary.md
+
 # step NAME CAP: run step NAME, its output in $OUT/NAME.log, for at most CAP
-# seconds and never past the budget; one line in $SUMMARY.
+# seconds and never past the budget; one row in $SUMMARY.
 step() {
-  local name=$1 cap=$2 left t0 rc
+  local name=$1 cap=$2 left t0 rc state
   case " $STEPS " in *" $name "*) ;; *) return 0 ;; esac
   cap=$((cap * CAP_SCALE))
   left=$((BUDGET - (SECONDS - START)))
   if [ "$left" -lt 10 ]; then
-    printf '%-10s skipped: the budget of %ss is spent\n' "$name" "$BUDGET" |
-      tee -a "$SUMMARY"
+    printf '| %s | skipped: the budget of %s s is spent | | |\n' "$name" \
+      "$BUDGET" | tee -a "$SUMMARY"
     return 0
   fi
   [ "$cap" -gt "$left" ] && cap=$left
@@ -236,40 +273,50 @@ step() {
   # a fresh shell per step: `timeout` runs programs, not shell functions
   timeout -k 5 "$cap" bash "$SELF" __step "$name" >"$OUT/$name.log" 2>&1
   rc=$?
-  printf '%-10s rc=%s %ss (limit %ss)%s\n' "$name" "$rc" $((SECONDS - t0)) \
-    "$cap" "$([ "$rc" = 124 ] && echo ', timed out')" | tee -a "$SUMMARY"
+  case $rc in 0) state=ok ;; 124) state='timed out' ;; *) state="failed (exit $rc)" ;; esac
+  printf '| %s | %s | %s | %s |\n' "$name" "$state" $((SECONDS - t0)) \
+    "$cap" | tee -a "$SUMMARY"
 }
 
-for name in $STEPS; do
-  case " $ALL_STEPS " in *" $name "*) ;; *)
-    echo "GPU_SESSION_STEPS: no step '$name'; the steps are: $ALL_STEPS" >&2
-    exit 2 ;;
+# section TITLE FILE [LINES]: the end of FILE in $SUMMARY, if it exists
+section() {
+  [ -s "$2" ] || return 0
+  printf '\n## %s\n\n' "$1"
+  case $2 in
+    *.md) tail -n "${3:-40}" "$2" ;;
+    *) echo '```'; tail -n "${3:-40}" "$2"; echo '```' ;;
   esac
-done
-case $BUDGET in '' | *[!0-9]*)
-  echo "GPU_SESSION_BUDGET=$BUDGET: give whole seconds, e.g. 330" >&2
-  exit 2 ;;
-esac
-mkdir -p "$OUT" "$TMP"
+}
+
 START=$SECONDS
-echo "gpu_session: steps '$STEPS', budget ${BUDGET}s, rehearsal=$REHEARSAL," \
-  "results in $OUT" | tee "$SUMMARY"
+{
+  echo '# GPU acceptance run'
+  echo
+  echo "$(date -u +%FT%TZ) on $(hostname); steps: $STEPS; budget ${BUDGET} s;" \
+    "rehearsal: $REHEARSAL; logs: \`STEP.log\` in this folder."
+  echo
+  echo '| step | result | seconds | limit |'
+  echo '|---|---|---|---|'
+} | tee "$SUMMARY"
+step install 1200
 step env 45
-step install 120
 step selfcheck 90
 step bench_t 100
 step bench_b 140
 step maskrcnn 150
 step gpu_tests 180
-printf 'total %ss\n' $((SECONDS - START)) | tee -a "$SUMMARY"
-# the main figures in the call's output as well
-for f in selfcheck.log bench_t.md bench_b.md; do
-  [ -f "$OUT/$f" ] && { echo "=== $f"; tail -40 "$OUT/$f"; }
-done
-if [ -f "$OUT/maskrcnn.log" ]; then
-  echo "=== maskrcnn"; grep '^maskrcnn_b:' "$OUT/maskrcnn.log"
-fi
-if [ -f "$OUT/gpu_tests.log" ]; then
-  echo "=== gpu_tests"; tail -5 "$OUT/gpu_tests.log"
-fi
+{
+  printf '\ntotal: %s s\n' $((SECONDS - START))
+  section 'Environment' "$OUT/env.log"
+  section 'Self-check' "$OUT/selfcheck.log"
+  section 'Benchmark: SMT-T' "$OUT/bench_t.md"
+  section 'Benchmark: SMT-B' "$OUT/bench_b.md"
+  if [ -f "$OUT/maskrcnn.log" ]; then
+    printf '\n## Mask R-CNN SMT-B\n\n```\n'
+    grep '^maskrcnn_b:' "$OUT/maskrcnn.log" || tail -5 "$OUT/maskrcnn.log"
+    echo '```'
+  fi
+  section 'GPU test tier' "$OUT/gpu_tests.log" 5
+} | tee -a "$SUMMARY"
+echo "results and summary.md in $OUT"
 exit 0

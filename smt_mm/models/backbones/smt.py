@@ -766,7 +766,7 @@ class SMT(SMTConventions, BaseModule):
                 prefix=cfg.get('prefix'),
                 map_location=cfg.get('map_location', 'cpu'),
                 strict=cfg.get('strict', True))
-            self._is_init = True
+            self.is_init = True
             return
         if cfg is not None:
             super().init_weights()
@@ -781,7 +781,7 @@ class SMT(SMTConventions, BaseModule):
                     m.kernel_size[0] * m.kernel_size[1] * m.out_channels //
                     m.groups)
                 normal_init(m, mean=0., std=math.sqrt(2. / fan_out), bias=0.)
-        self._is_init = True
+        self.is_init = True
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return the NCHW maps of the stages in ``out_indices``."""

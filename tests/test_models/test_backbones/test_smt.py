@@ -3,7 +3,11 @@ import torch
 from helpers import MINI_ARCH
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from smt_mm.errors import SMTConfigError
 from smt_mm.models import SMT
+
+# the input-size tests need all four stages, not depth
+SHALLOW_ARCH = dict(MINI_ARCH, depths=[1, 1, 1, 1])
 
 # Parameter counts of the official models, without the head.
 OFFICIAL_PARAMS = {
@@ -46,12 +50,29 @@ def test_outputs_are_nchw_contiguous_for_mmcv_ops():
     torch.testing.assert_close(pooled, expected)
 
 
-@pytest.mark.parametrize('size', [(32, 32), (33, 47), (65, 31 + 2)])
-def test_small_and_odd_inputs(size):
-    model = SMT(MINI_ARCH).eval()
-    outs = model(torch.rand(2, 3, *size))
-    assert len(outs) == 4
-    assert all(torch.isfinite(o).all() for o in outs)
+@pytest.mark.parametrize('size', [(32, 32), (33, 33), (47, 61), (65, 32),
+                                  (97, 35), (224, 33)])
+def test_odd_input_sizes_run(size):
+    model = SMT(SHALLOW_ARCH).eval()
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, *size))
+    h, w = size
+    # stem: stride 2 then 2 (floor), stages 2-4: stride 2 with padding 1
+    h, w = (h + 1) // 2 // 2, (w + 1) // 2 // 2
+    for i, out in enumerate(outs):
+        if i:
+            h, w = (h + 1) // 2, (w + 1) // 2
+        assert out.shape == (1, SHALLOW_ARCH['embed_dims'][i], h, w)
+        assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize('size', [(31, 64), (64, 16), (8, 8)])
+def test_too_small_input_names_size_and_minimum(size):
+    model = SMT(SHALLOW_ARCH).eval()
+    with pytest.raises(SMTConfigError) as err:
+        model(torch.rand(1, 3, *size))
+    assert f'{size[0]}x{size[1]}' in str(err.value)
+    assert 'minimum 32x32' in str(err.value)
 
 
 def test_out_indices_select_and_accept_negative():
