@@ -119,6 +119,17 @@ def check_output_folders(args, cfg, task: str) -> None:
                 'replace them, or choose an empty or new folder')
 
 
+def check_checkpoint_task(cfg, checkpoint):
+    """Refuse a local checkpoint of another task (a segmentation file for a
+    detection config) before the runner logs the config and builds the
+    model; ``load_strict=False`` loads what fits and skips this."""
+    if '://' in checkpoint or cfg.get('load_strict') is False:
+        return
+    from smt_mm.checkpoint import read_checkpoint
+    from smt_mm.models.utils import check_checkpoint_parts
+    check_checkpoint_parts(cfg.model, read_checkpoint(checkpoint), checkpoint)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.interval < 1:
@@ -135,6 +146,7 @@ def main(argv=None):
     cfg.load_from = args.checkpoint
     drop_training(cfg)
     check_run_settings(cfg)
+    check_checkpoint_task(cfg, args.checkpoint)
     check_datasets(cfg, 'test_dataloader')
     if args.show or args.show_dir:
         enable_visualization(cfg, task, args.show_dir, args.show,

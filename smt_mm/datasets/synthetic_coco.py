@@ -3,8 +3,15 @@
 
 Images hold a few non-overlapping filled shapes (square, disc, triangle) in
 random colours on a textured background; every shape is an instance with a
-polygon mask. Generation is deterministic for a given seed, needs no
-download and takes a few seconds, so detection runs can be tried anywhere.
+polygon mask. A shape is painted as exactly the pixels its stored polygon
+decodes to in COCO's convention (pycocotools, as mmdet's
+``LoadAnnotations`` reads it: coordinates on pixel edges, pixel ``i``
+covering ``[i, i + 1)``), so mask, box and area line up with the image;
+OpenCV's ``fillPoly`` puts vertices on pixel centres and paints every
+pixel the outline touches, which put the masks half a pixel up-left of
+(and a rim smaller than) the shapes. Generation is deterministic for a
+given seed, needs no download and takes a few seconds, so detection runs
+can be tried anywhere.
 """
 import json
 import os
@@ -19,7 +26,8 @@ CLASSES = ('square', 'disc', 'triangle')
 
 def _shape_polygon(rng: np.random.RandomState, kind: str, cx: float, cy: float,
                    size: float) -> np.ndarray:
-    """Outline of one shape as an (N, 2) int array of x, y points."""
+    """Outline of one shape as an (N, 2) array of x, y points in COCO
+    coordinates (two decimals)."""
     half = size / 2
     if kind == 'square':
         angle = rng.uniform(0, np.pi / 2)
@@ -34,7 +42,16 @@ def _shape_polygon(rng: np.random.RandomState, kind: str, cx: float, cy: float,
     else:  # disc
         points = cv2.ellipse2Poly((int(cx), int(cy)), (int(half), int(half)),
                                   0, 0, 360, 10)
-    return np.round(np.asarray(points, dtype=np.float64)).astype(np.int32)
+    return np.round(np.asarray(points, dtype=np.float64), 2)
+
+
+def polygon_mask(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The (H, W) uint8 mask of ``polygon`` as COCO tools decode it
+    (mmdet's ``LoadAnnotations._poly2mask``)."""
+    from pycocotools import mask as mask_utils
+    rles = mask_utils.frPyObjects([polygon.reshape(-1).tolist()], height,
+                                  width)
+    return mask_utils.decode(mask_utils.merge(rles))
 
 
 def _background(rng: np.random.RandomState, height: int,
@@ -77,16 +94,17 @@ def _draw_image(rng, image_id, height, width, max_shapes, size_range):
         # Keep shapes visible against the local background.
         if np.abs(np.array(colour) - image[int(cy), int(cx)]).sum() < 150:
             colour = [255 - c for c in colour]
-        cv2.fillPoly(image, [polygon], colour)
-        mask = np.zeros((height, width), np.uint8)
-        cv2.fillPoly(mask, [polygon], 1)
+        mask = polygon_mask(polygon, height, width)
+        if not mask.any():
+            continue
+        image[mask.astype(bool)] = colour
         ys, xs = np.nonzero(mask)
         x0, y0 = int(xs.min()), int(ys.min())
         annotations.append(
             dict(
                 image_id=image_id,
                 category_id=CLASSES.index(kind) + 1,
-                segmentation=[polygon.reshape(-1).astype(float).tolist()],
+                segmentation=[polygon.reshape(-1).tolist()],
                 area=float(mask.sum()),
                 bbox=[x0, y0,
                       int(xs.max()) - x0 + 1,

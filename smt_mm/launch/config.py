@@ -13,7 +13,10 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
-from smt_mm.checks.config import check_model_config, check_peer_settings
+from smt_mm.checks.cfg_options import check_cfg_options
+from smt_mm.checks.config import (check_model_config, check_peer_settings,
+                                  list_merge_problem)
+from smt_mm.checks.optim import check_optim_settings
 from smt_mm.config_scheme import drop_package_scope
 from smt_mm.config_tree import innermost_dataset
 from smt_mm.errors import LaunchError
@@ -35,12 +38,21 @@ def load_config(path: str,
     extended to SMT's norm layers and a pretrained SMT fed inputs
     normalised otherwise than its ImageNet weights expect is reported, one
     warning line each
-    (:func:`~smt_mm.checks.config.check_peer_settings`).
+    (:func:`~smt_mm.checks.config.check_peer_settings`); a ``'norm'``
+    custom key is extended to SMT's BatchNorm layers and a layer-decay
+    constructor is checked against the model, mmdet's and mmseg's
+    ConvNeXt one run on SMT as SMT-MM's
+    (:func:`~smt_mm.checks.optim.check_optim_settings`). A dict written
+    over a base's list (a list-valued neck) is one line saying to restate
+    the list (:func:`~smt_mm.checks.config.list_merge_problem`).
+
+    ``cfg_options`` keys that look like typos of the config's keys are
+    refused (:func:`~smt_mm.checks.cfg_options.check_cfg_options`).
 
     Raises:
         LaunchError: A missing config or ``_base_`` file, a config mmengine
-            cannot parse or merge, failing ``custom_imports`` or an unknown
-            model type.
+            cannot parse or merge, a mistyped ``cfg_options`` key, failing
+            ``custom_imports`` or an unknown model type.
         SMTConfigError: An SMT setting out of range.
         SMTConfigTypeError: An unknown SMT argument or a setting of the
             wrong type.
@@ -55,6 +67,7 @@ def load_config(path: str,
     try:
         cfg = drop_package_scope(Config.fromfile(path))
         if cfg_options:
+            check_cfg_options(cfg, cfg_options)  # a typo is not a new key
             cfg.merge_from_dict(cfg_options)
     except FileNotFoundError as err:
         # only a missing _base_ file reaches here: the config itself exists
@@ -72,12 +85,15 @@ def load_config(path: str,
     except (TypeError, KeyError, ValueError, SyntaxError, NameError) as err:
         # mmengine's own message (e.g. which key cannot inherit from its
         # base) is the useful part; its traceback is config-parser internals.
-        raise LaunchError(f'cannot read config {path}: '
-                          f'{type(err).__name__}: {err}') from None
+        # A dict over a base's list (a list-valued neck) gets ours: mmengine
+        # suggests _delete_=True, which drops the whole list.
+        message = list_merge_problem(path, err) or \
+            f'{type(err).__name__}: {err}'
+        raise LaunchError(f'cannot read config {path}: {message}') from None
     if check:
         _import_custom_modules(cfg, path)
         check_model_config(cfg)
-        for line in check_peer_settings(cfg):
+        for line in check_peer_settings(cfg) + check_optim_settings(cfg):
             print_log(line, logger='current', level=logging.WARNING)
     return cfg
 

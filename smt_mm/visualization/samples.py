@@ -27,6 +27,10 @@ PANEL_TITLE, GAP, FIGURE_TITLE, EDGE = 0.32, 0.2, 0.36, 0.08
 LEGEND_ROW = 0.26
 # a palette whose colours are closer than this (RGB distance) is replaced
 MIN_COLOUR_DISTANCE = 60
+# WCAG 2 contrast ratio for graphics: a box in its class colour that stands
+# out less from the image under its edge gets a black or white outline
+MIN_CONTRAST = 3.0
+BOX_WIDTH = 1.5  # points; an outline is this much wider on each side
 
 
 class Detections(NamedTuple):
@@ -150,6 +154,49 @@ def detection_overlay(image: np.ndarray, dets: Detections,
     return out
 
 
+def luminance(rgb) -> float:
+    """WCAG 2 relative luminance (0 black .. 1 white) of 0-255 sRGB."""
+    c = np.asarray(rgb, dtype=np.float64)[..., :3] / 255
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055)**2.4)
+    return float(linear @ np.array([0.2126, 0.7152, 0.0722]))
+
+
+def contrast(a, b) -> float:
+    """WCAG 2 contrast ratio (1 .. 21) of two 0-255 sRGB colours."""
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def edge_background(image: np.ndarray, box) -> np.ndarray:
+    """The median colour of the pixels a box's edge lies on (a band of
+    3 px), clipped to the image."""
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = np.round(np.asarray(box, dtype=np.float64)).astype(int)
+    x0, x1 = np.clip([x0, x1], 0, width - 1)
+    y0, y1 = np.clip([y0, y1], 0, height - 1)
+    band = np.zeros((height, width), bool)
+    band[max(y0 - 1, 0):y1 + 2, max(x0 - 1, 0):x1 + 2] = True
+    band[y0 + 2:y1 - 1, x0 + 2:x1 - 1] = False
+    return np.median(image[band].reshape(-1, 3), axis=0)
+
+
+def outline_colour(colour, background) -> Optional[Tuple[int, int, int]]:
+    """Black or white (whichever stands out more from ``background``)
+    when ``colour`` has a contrast below :data:`MIN_CONTRAST` against it,
+    else None."""
+    if contrast(colour, background) >= MIN_CONTRAST:
+        return None
+    black, white = (0, 0, 0), (255, 255, 255)
+    return max((black, white), key=lambda c: contrast(c, background))
+
+
+def text_colour(background) -> str:
+    """``'black'`` or ``'white'``, whichever reads better on
+    ``background``."""
+    return 'black' if contrast((0, 0, 0), background) >= contrast(
+        (255, 255, 255), background) else 'white'
+
+
 def _overlaps(box, placed) -> bool:
     x0, y0, x1, y1 = box
     return any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1
@@ -168,7 +215,7 @@ def _place_labels(ax, renderer, items, size: Tuple[int, int]) -> None:
             y,
             text,
             fontsize=LABEL_POINTS,
-            color='white' if sum(colour) < 500 else 'black',
+            color=text_colour(colour),
             va='top',
             ha='left',
             bbox=dict(
@@ -195,7 +242,8 @@ def _place_labels(ax, renderer, items, size: Tuple[int, int]) -> None:
 def _draw_detections(ax, renderer, panel: Panel, colours, classes) -> None:
     from matplotlib.patches import Rectangle
     dets = panel.detections
-    ax.imshow(detection_overlay(panel.image, dets, colours))
+    shown = detection_overlay(panel.image, dets, colours)
+    ax.imshow(shown)
     labels = []
     order = np.argsort(-dets.scores) if dets.scores is not None else \
         np.arange(len(dets.labels))
@@ -204,13 +252,17 @@ def _draw_detections(ax, renderer, panel: Panel, colours, classes) -> None:
         # on integers
         x0, y0, x1, y1 = dets.boxes[i] - 0.5
         colour = colours[dets.labels[i] % len(colours)]
-        ax.add_patch(
-            Rectangle((x0, y0),
-                      x1 - x0,
-                      y1 - y0,
-                      fill=False,
-                      edgecolor=colour / 255,
-                      linewidth=1.5))
+        outline = outline_colour(colour,
+                                 edge_background(shown, (x0, y0, x1, y1)))
+        for edge, width in ([(np.asarray(outline), 3 * BOX_WIDTH)]
+                            if outline else []) + [(colour, BOX_WIDTH)]:
+            ax.add_patch(
+                Rectangle((x0, y0),
+                          x1 - x0,
+                          y1 - y0,
+                          fill=False,
+                          edgecolor=np.asarray(edge) / 255,
+                          linewidth=width))
         text = class_name(classes, int(dets.labels[i]))
         if dets.scores is not None:
             text += f' {dets.scores[i]:.2f}'

@@ -119,3 +119,86 @@ def test_input_that_is_not_an_image_is_one_line(case):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('error: ') and 'is not an image' in last
     assert not (case['root'] / 'never.png').exists()
+
+
+@pytest.fixture
+def folder(case, tmp_path):
+    """Two images (not in name order of creation), a text file and a
+    subfolder image that is not drawn."""
+    with Image.open(case['image']) as picture:
+        picture.save(tmp_path / 'b.png')
+        picture.transpose(Image.FLIP_TOP_BOTTOM).save(tmp_path / 'a.JPG')
+    (tmp_path / 'notes.txt').write_text('not an image')
+    (tmp_path / 'sub').mkdir()
+    Image.open(case['image']).save(tmp_path / 'sub' / 'c.png')
+    return tmp_path
+
+
+def test_folder_draws_each_image_in_name_order(case, folder, capsys):
+    out_dir = folder / 'drawn'
+    load_tool('tools/demo.py').main([
+        str(folder), case['configs']['det'], case['checkpoints']['det'],
+        '--out-dir',
+        str(out_dir), '--score-thr', '0'
+    ])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(' drawn to ')[-1] for line in lines[-2:]
+            ] == [str(out_dir / 'a.png'),
+                  str(out_dir / 'b.png')]
+    assert sorted(p.name for p in out_dir.iterdir()) == ['a.png', 'b.png']
+    with Image.open(out_dir / 'a.png') as picture:
+        assert picture.size[0] >= 128 * 6
+
+
+@pytest.mark.parametrize(
+    'extra, expected',
+    [([], 'is a folder: give --out-dir DIR'),
+     (['--out', 'x.png'], 'is a folder: --out names one file'),
+     (['--out-dir', '{folder}/sub/b.png'], 'is a file, not a folder')])
+def test_folder_needs_an_output_folder(case, folder, extra, expected):
+    from helpers import tool_error
+    (folder / 'sub' / 'b.png').write_bytes(b'')
+    args = [folder, case['configs']['det'], case['checkpoints']['det']]
+    message = tool_error('tools/demo.py',
+                         args + [e.format(folder=folder) for e in extra])
+    assert expected in message, message
+
+
+def test_folder_without_images_is_one_line(case, tmp_path):
+    from helpers import tool_error
+    (tmp_path / 'notes.txt').write_text('x')
+    message = tool_error('tools/demo.py', [
+        tmp_path, case['configs']['det'], case['checkpoints']['det'],
+        '--out-dir', tmp_path / 'o'
+    ])
+    assert message.startswith(f'no images in folder {tmp_path} (files '
+                              'ending in .jpg, .jpeg, .png')
+
+
+WRONG_TASK = ('holds auxiliary_head, decode_head (a segmentation model) but '
+              "the config's MaskRCNN has roi_head, rpn_head (a detection "
+              'model); give a checkpoint trained with this config')
+
+
+@pytest.mark.parametrize('tool', ['tools/demo.py', 'tools/test.py'])
+def test_checkpoint_of_another_task_is_refused_first(case, tmp_path, tool):
+    """Before the model is built: the refusal, not the runner's config dump
+    and weight-init log (about 790 lines for tools/test.py)."""
+    if tool == 'tools/demo.py':
+        args = [
+            case['image'], case['configs']['det'], case['checkpoints']['seg'],
+            '--out', tmp_path / 'never.png'
+        ]
+    else:
+        args = [
+            case['configs']['det'], case['checkpoints']['seg'], '--work-dir',
+            tmp_path / 'work'
+        ]
+    proc = run_tool([sys.executable, tool, *map(str, args)], check=False)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == (f"error: checkpoint {case['checkpoints']['seg']} "
+                    f'{WRONG_TASK}'), proc.stderr[-2000:]
+    printed = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(printed) <= 3, printed[:20]
+    assert not (tmp_path / 'never.png').exists()

@@ -208,3 +208,61 @@ def apply_checkpoint(
                               lambda k: re.sub(pattern, replacement, k))
     upgrade_state_dict(model, state_dict)
     load_checked(model, state_dict, filename, strict=strict)
+
+
+# Top-level parts that tell a model's task; a checkpoint holding such parts
+# of another task only is refused before the model is built.
+TASK_PARTS = {
+    'rpn_head': 'detection',
+    'roi_head': 'detection',
+    'bbox_head': 'detection',
+    'decode_head': 'segmentation',
+    'auxiliary_head': 'segmentation',
+    'head': 'classification',
+}
+
+
+def parts_problem(model_cfg: Dict, state_dict: Dict) -> Optional[str]:
+    """Why ``state_dict`` cannot be the model ``model_cfg`` builds, judged
+    from the task parts (:data:`TASK_PARTS`) alone; None when it may be.
+
+    Cheap enough to run before the model is built: a segmentation
+    checkpoint given to a detection config is named at once, not after
+    the runner's log. Same-task mismatches (another architecture, other
+    classes) are left to the strict load.
+    """
+    if 'module' in model_cfg and isinstance(model_cfg['module'], dict):
+        model_cfg = model_cfg['module']  # a test-time-augmentation wrapper
+    wanted = {k for k in model_cfg if k in TASK_PARTS and model_cfg[k]}
+    held = {
+        re.sub(r'^module\.', '', str(k)).split('.')[0]
+        for k in state_dict
+    } & set(TASK_PARTS)
+    if not wanted or not held or wanted & held:
+        return None
+    held_task = sorted({TASK_PARTS[k] for k in held})
+    wanted_task = sorted({TASK_PARTS[k] for k in wanted})
+    return (f'holds {", ".join(sorted(held))} (a {"/".join(held_task)} '
+            f'model) but the config\'s {model_cfg.get("type", "model")} '
+            f'has {", ".join(sorted(wanted))} (a {"/".join(wanted_task)} '
+            'model); give a checkpoint trained with this config')
+
+
+def check_checkpoint_parts(model_cfg: Dict, checkpoint: Dict,
+                           filename: str) -> None:
+    """Refuse a read ``checkpoint`` of another task than ``model_cfg``'s
+    (:func:`parts_problem`), one line, before the model is built. An
+    official release file is left to :func:`model_state_dict`.
+
+    Raises:
+        CheckpointMismatchError: The checkpoint holds another task's parts.
+    """
+    if not isinstance(checkpoint, dict) or \
+            isinstance(checkpoint.get('model'), dict):
+        return
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    problem = parts_problem(model_cfg, state_dict) if isinstance(
+        state_dict, dict) else None
+    if problem:
+        raise CheckpointMismatchError(
+            f'checkpoint {display_name(filename)} {problem}')
