@@ -10,9 +10,13 @@ OpenMP); each command line then runs in a process forked from it: a process
 of its own (its exit status, its stdout/stderr files, its signals, its file
 locks released when it ends), with the test's cwd, environment and umask.
 
-Command lines whose start-up itself is under test (``-c`` code, other
-programs, an environment that changes what is read at import such as
-``PYTHONPATH``) run in a fresh interpreter as before: see ``can_fork``.
+The server is started with the command line's environment, and started
+again when a command line's environment differs in what a fresh Python
+reads at start-up or import (``PYTHONPATH``, a ``sitecustomize``,
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``, ``RANK`` left by an in-process
+test...): only the variables read when a tool runs may differ. Other
+programs and ``-c`` code run in a fresh interpreter as before (``can_fork``);
+``SMT_TESTS_FRESH_PYTHON=1`` runs every command line that way.
 """
 import json
 import os
@@ -29,18 +33,20 @@ _SERVER = None
 _SERVER_ENV = None
 
 
-def can_fork(args, env) -> bool:
-    """Whether ``args`` (with the full environment ``env``) runs the same in
-    a process forked from the server as in a fresh interpreter."""
+def can_fork(args) -> bool:
+    """Whether ``args`` is a ``python SCRIPT.py ...`` or ``python -m ...``
+    command line of this interpreter (what the server runs)."""
     if os.environ.get('SMT_TESTS_FRESH_PYTHON') == '1':
         return False
     if len(args) < 2 or str(args[0]) != sys.executable:
         return False
     first = str(args[1])
-    if not (first == '-m' or first.endswith('.py')):
-        return False
-    # what the server read at import time is what a fresh Python would
-    started = _SERVER_ENV if _SERVER_ENV is not None else os.environ
+    return first == '-m' or first.endswith('.py')
+
+
+def _same_start(env, started) -> bool:
+    """Whether a fresh Python with ``env`` starts as one with ``started``
+    did: they differ only in variables read when a tool runs."""
     changed = {
         k
         for k in set(env) | set(started) if env.get(k) != started.get(k)
@@ -48,16 +54,23 @@ def can_fork(args, env) -> bool:
     return all(k.startswith(READ_AT_RUN_TIME) for k in changed)
 
 
-def _server():
+def _server(env):
+    """The server for ``env``, (re)started when there is none for it."""
     global _SERVER, _SERVER_ENV
-    if _SERVER is None or _SERVER.poll() is not None:
-        _SERVER_ENV = dict(os.environ)
-        _SERVER = subprocess.Popen([sys.executable, '-u', __file__],
-                                   stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE,
-                                   text=True)
-        ready = _SERVER.stdout.readline()
-        assert ready.strip() == 'ready', f'fork server failed: {ready!r}'
+    if _SERVER is not None and _SERVER.poll() is None and _same_start(
+            env, _SERVER_ENV):
+        return _SERVER
+    if _SERVER is not None and _SERVER.poll() is None:
+        _SERVER.stdin.close()  # it ends at the end of its input
+        _SERVER.wait()
+    _SERVER_ENV = dict(env)
+    _SERVER = subprocess.Popen([sys.executable, '-u', __file__],
+                               stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE,
+                               env=_SERVER_ENV,
+                               text=True)
+    ready = _SERVER.stdout.readline()
+    assert ready.strip() == 'ready', f'fork server failed: {ready!r}'
     return _SERVER
 
 
@@ -65,7 +78,7 @@ def run(args, cwd, env, timeout):
     """Run ``args`` in a process forked from the server; returns a
     ``subprocess.CompletedProcess`` as ``subprocess.run`` would, or raises
     ``subprocess.TimeoutExpired`` (the process is killed)."""
-    server = _server()
+    server = _server(env)
     with tempfile.TemporaryDirectory() as tmp:
         out, err = os.path.join(tmp, 'out'), os.path.join(tmp, 'err')
         umask = os.umask(0)

@@ -8,6 +8,7 @@ import os.path as osp
 import pickle
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -163,8 +164,8 @@ def numpy_attack(tmp_path):
                     (1, (1, ), np.dtype([('a', 'O')]), False, b'A' * 8))
 
     path = tmp_path / 'numpy_attack.pth'
-    with np.testing.suppress_warnings() as sup:
-        sup.filter(DeprecationWarning)
+    with warnings.catch_warnings():  # numpy's np.core alias
+        warnings.simplefilter('ignore', DeprecationWarning)
         torch.save({'state_dict': {'w': torch.ones(1)}, 'x': RawArray()}, path)
     return str(path)
 

@@ -69,6 +69,7 @@ model = dict(backbone=dict(_delete_=True, type='SMT', arch='tiny',
            'their backbone and have no neck)')
 
 
+@pytest.mark.slow
 def test_masked_image_modelling_pretraining(tmp_path):
     """SimMIM hands the backbone a mask: 'SMT.forward() takes 2
     positional arguments but 3 were given' at the first step. Through a

@@ -300,7 +300,8 @@ def test_peer_config_trains_and_predicts(name, tmp_path, fixtures_dir):
     model.train()
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         log_vars = model.train_step(batch_of(peer.kind, (64, 64), 2), optim)
-    assert math.isfinite(float(log_vars['loss'])), log_vars
+    assert math.isfinite(float(torch.as_tensor(log_vars['loss']).detach())), \
+        log_vars
 
     model.eval()
     with torch.no_grad(), DefaultScope.overwrite_default_scope(

@@ -54,9 +54,12 @@ def test_deletes_only_files_of_the_run_folder(tmp_path):
     sneaky = work / '..' / 'other' / other_run.name
 
     runner, keep = _deletions(
-        tmp_path, [str(own), str(other_run),
-                   str(folder), str(link),
-                   str(sneaky)])
+        tmp_path,
+        [str(own),
+         str(other_run),
+         str(folder),
+         str(link),
+         str(sneaky)])
     assert os.path.exists(own), 'deferred until the step is over'
     keep.after_train_epoch(runner)
     assert not os.path.exists(own)

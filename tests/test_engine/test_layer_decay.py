@@ -162,6 +162,7 @@ def test_refusals_are_one_line():
         assert expected in str(err.value) and '\n' not in str(err.value)
 
 
+@pytest.mark.slow
 def test_convnext_style_config_trains_one_step_through_train_py(tmp_path):
     """mmdet's ConvNeXt recipe's optimizer settings (constructor name,
     decay_rate, decay_type, num_layers) on the tiny SMT detector: the

@@ -41,9 +41,14 @@ def test_type_typo_names_key_and_close_match(config, key, typo, suggestion):
     assert 'custom_imports' in message
 
 
-def test_smt_argument_typo_names_close_match():
+def test_smt_argument_typo_names_close_match(tmp_path):
+    # in a config file: the same typo in --cfg-options is refused earlier
+    # (tests/test_launch/test_cfg_options.py)
+    config = tmp_path / 'typo.py'
+    config.write_text(f'_base_ = [{QUICKSTART!r}]\n'
+                      "model = dict(backbone=dict(archh='tiny'))\n")
     with pytest.raises(SMTConfigTypeError) as err:
-        load_config(QUICKSTART, {'model.backbone.archh': 'tiny'})
+        load_config(str(config))
     assert str(err.value).startswith(
         "model.backbone: SMT: unknown argument 'archh' (did you mean "
         "'arch'?); valid arguments are arch, in_channels")

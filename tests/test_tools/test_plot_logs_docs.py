@@ -8,6 +8,7 @@ import re
 import shlex
 import sys
 
+import pytest
 from helpers import REPO, run_tool, write_tiny_det_config
 
 PAGE = osp.join(REPO, 'docs', 'tools.md')
@@ -34,6 +35,7 @@ def documented_command():
     return shlex.split(found[0])
 
 
+@pytest.mark.slow
 def test_documented_plot_logs_command_runs_on_a_quickstart_log(tmp_path):
     command = documented_command()
     work_dir = command[2]
