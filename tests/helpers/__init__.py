@@ -57,7 +57,7 @@ def run_tool(args, cwd=REPO, timeout=900, env=None, check=True):
     process forked from a server that has the stack imported
     (``forkserver``); other command lines in a fresh process."""
     full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
-    if forkserver.can_fork(args):
+    if forkserver.can_fork(args, cwd):
         proc = forkserver.run(args, cwd, full_env, timeout)
     else:
         proc = subprocess.run(

@@ -15,7 +15,8 @@ again when a command line's environment differs in what a fresh Python
 reads at start-up or import (``PYTHONPATH``, a ``sitecustomize``,
 ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``, ``RANK`` left by an in-process
 test...): only the variables read when a tool runs may differ. Other
-programs and ``-c`` code run in a fresh interpreter as before (``can_fork``);
+programs, ``-c`` code and scripts outside tools/ run in a fresh interpreter
+as before (``can_fork``);
 ``SMT_TESTS_FRESH_PYTHON=1`` runs every command line that way.
 """
 import json
@@ -29,19 +30,30 @@ import tempfile
 # environment in these and still run forked.
 READ_AT_RUN_TIME = ('PYTHONUNBUFFERED', 'PYTEST_', 'SMT_MM_', 'LOCAL_RANK')
 
+# the repository's tools/ folder
+TOOLS = os.path.join(
+    os.path.dirname(
+        os.path.dirname(os.path.dirname(os.path.realpath(__file__)))),
+    'tools') + os.sep
 _SERVER = None
 _SERVER_ENV = None
 
 
-def can_fork(args) -> bool:
-    """Whether ``args`` is a ``python SCRIPT.py ...`` or ``python -m ...``
-    command line of this interpreter (what the server runs)."""
+def can_fork(args, cwd) -> bool:
+    """Whether ``args`` is ``python tools/....py ...`` or ``python -m
+    smt_mm....`` of this interpreter: command lines that import smt_mm
+    first anyway, so the server's imports change nothing for them (an
+    upstream package's script, which must not see smt_mm imported, runs
+    in a fresh Python)."""
     if os.environ.get('SMT_TESTS_FRESH_PYTHON') == '1':
         return False
-    if len(args) < 2 or str(args[0]) != sys.executable:
+    if len(args) < 3 or str(args[0]) != sys.executable:
         return False
-    first = str(args[1])
-    return first == '-m' or first.endswith('.py')
+    first, second = str(args[1]), str(args[2])
+    if first == '-m':
+        return second.split('.')[0] == 'smt_mm'
+    script = os.path.realpath(os.path.join(str(cwd), first))
+    return first.endswith('.py') and script.startswith(TOOLS)
 
 
 def _same_start(env, started) -> bool:

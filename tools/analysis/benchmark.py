@@ -37,7 +37,7 @@ Examples::
 
     # the CPU table against the official code
     python tools/analysis/benchmark.py --archs t b \\
-        --official ../shared/official/models_smt.py \\
+        --official PATH/TO/SMT/models/smt.py \\
         --out benchmarks/cpu_results.json --markdown benchmarks/cpu_results.md
     # a quick check (about a minute on 2 CPU cores)
     python tools/analysis/benchmark.py --archs t --repeats 2 --warmup 1 \\
