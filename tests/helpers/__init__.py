@@ -56,8 +56,12 @@ def run_tool(args, cwd=REPO, timeout=900, env=None, check=True):
     output when it exits non-zero. ``python tools/X.py ...`` runs in a
     process forked from a server that has the stack imported
     (``forkserver``); other command lines in a fresh process."""
-    full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
-    if forkserver.can_fork(args, cwd):
+    base_env = dict(os.environ, PYTHONUNBUFFERED='1')
+    full_env = dict(base_env, **(env or {}))
+    # a one-off environment read at start-up (``env=dict(PYTHONPATH=...)``)
+    # gets a fresh Python rather than two server restarts
+    if forkserver.can_fork(args, cwd) and forkserver.same_start(
+            full_env, base_env):
         proc = forkserver.run(args, cwd, full_env, timeout)
     else:
         proc = subprocess.run(

@@ -10,11 +10,12 @@ OpenMP); each command line then runs in a process forked from it: a process
 of its own (its exit status, its stdout/stderr files, its signals, its file
 locks released when it ends), with the test's cwd, environment and umask.
 
-The server is started with the command line's environment, and started
-again when a command line's environment differs in what a fresh Python
-reads at start-up or import (``PYTHONPATH``, a ``sitecustomize``,
-``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``, ``RANK`` left by an in-process
-test...): only the variables read when a tool runs may differ. Other
+The server is started with the test process's environment, and started
+again when that changes in what a fresh Python reads at start-up or import
+(``PYTHONPATH``, a ``sitecustomize``, ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``);
+only the variables read when a tool runs may differ. A command line given
+such a variable of its own (``run_tool(..., env=...)``) runs in a fresh
+Python. Other
 programs, ``-c`` code and scripts outside tools/ run in a fresh interpreter
 as before (``can_fork``);
 ``SMT_TESTS_FRESH_PYTHON=1`` runs every command line that way.
@@ -28,7 +29,9 @@ import tempfile
 # Environment variables the package and the tools read when they run, not
 # when they are imported: a command line may differ from the server's
 # environment in these and still run forked.
-READ_AT_RUN_TIME = ('PYTHONUNBUFFERED', 'PYTEST_', 'SMT_MM_', 'LOCAL_RANK')
+READ_AT_RUN_TIME = ('PYTHONUNBUFFERED', 'PYTEST_', 'SMT_MM_', 'LOCAL_RANK',
+                    'RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT',
+                    'SLURM_')
 
 # the repository's tools/ folder
 TOOLS = os.path.join(
@@ -56,7 +59,7 @@ def can_fork(args, cwd) -> bool:
     return first.endswith('.py') and script.startswith(TOOLS)
 
 
-def _same_start(env, started) -> bool:
+def same_start(env, started) -> bool:
     """Whether a fresh Python with ``env`` starts as one with ``started``
     did: they differ only in variables read when a tool runs."""
     changed = {
@@ -69,7 +72,7 @@ def _same_start(env, started) -> bool:
 def _server(env):
     """The server for ``env``, (re)started when there is none for it."""
     global _SERVER, _SERVER_ENV
-    if _SERVER is not None and _SERVER.poll() is None and _same_start(
+    if _SERVER is not None and _SERVER.poll() is None and same_start(
             env, _SERVER_ENV):
         return _SERVER
     if _SERVER is not None and _SERVER.poll() is None:

@@ -13,7 +13,7 @@ PATHS = ['smt_mm', 'tools', 'tests', 'setup.py']
 CHECKS = {
     'flake8': ['-m', 'flake8'] + PATHS,
     'isort': ['-m', 'isort', '--check-only', '--diff'] + PATHS,
-    'yapf': ['-m', 'yapf', '--diff', '--recursive'] + PATHS,
+    'yapf': ['-m', 'yapf', '--diff', '--recursive', '--parallel'] + PATHS,
 }
 
 
