@@ -23,12 +23,11 @@ def fixtures_dir():
 
 @pytest.fixture(scope='session')
 def official_file():
-    """The official repository's models/smt.py (``SMT_OFFICIAL``, by
-    default ``../shared/official/models_smt.py`` beside the checkout); the
+    """The official repository's models/smt.py (``SMT_OFFICIAL``); the
     tests that run the official code skip without it."""
     if not osp.isfile(OFFICIAL):
-        pytest.skip(f'official models/smt.py not found at {OFFICIAL}; set '
-                    'SMT_OFFICIAL to its path')
+        pytest.skip('the official models/smt.py is not given: set '
+                    f'SMT_OFFICIAL to its path (got {OFFICIAL!r})')
     return OFFICIAL
 
 

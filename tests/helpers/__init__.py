@@ -16,9 +16,8 @@ import pytest
 from . import forkserver
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-OFFICIAL = os.environ.get(
-    'SMT_OFFICIAL',
-    osp.join(osp.dirname(REPO), 'shared', 'official', 'models_smt.py'))
+# the official repository's models/smt.py, for the tests that run it
+OFFICIAL = os.environ.get('SMT_OFFICIAL', '')
 # Official-format checkpoint of a small SMT and the official code's outputs
 # for it (written by tools/misc/make_official_fixture.py).
 FIXTURES = os.environ.get('SMT_FIXTURES',
