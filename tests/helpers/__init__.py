@@ -251,3 +251,18 @@ def assert_picture(path, min_size=150):
         pixels = np.asarray(img.convert('RGB'))
     assert min(pixels.shape[:2]) >= min_size, (path, pixels.shape)
     assert pixels.std() > 5, f'uniform image {path}'
+
+
+def decay_and_lr(model, optim_wrapper_cfg, scope='mmdet'):
+    """{parameter name: (weight decay, lr)} of the optimizer that
+    ``optim_wrapper_cfg`` builds for ``model``."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope(scope):
+        optim = build_optim_wrapper(model, optim_wrapper_cfg)
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {
+        names[id(p)]: (group['weight_decay'], group['lr'])
+        for group in optim.optimizer.param_groups
+        for p in group['params']
+    }

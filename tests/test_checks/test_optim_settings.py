@@ -5,10 +5,9 @@ that cannot set the model's layer ids is one line from ``tools/train.py``
 (mmdet's ConvNeXt constructor on SMT runs as SMT-MM's)."""
 import pytest
 import torch.nn as nn
+from helpers import decay_and_lr as settings_of
 from helpers import tool_error
 from mmengine.config import Config
-from mmengine.optim import build_optim_wrapper
-from mmengine.registry import DefaultScope
 
 from smt_mm.checks.optim import cover_smt_norm_layers
 from smt_mm.launch.config import load_config
@@ -40,15 +39,7 @@ def smt_config(custom_keys):
 
 def decay_and_lr(cfg):
     """{parameter name: (weight decay, lr)} of the built optimizer."""
-    model = Detector()
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        optim = build_optim_wrapper(model, cfg.optim_wrapper)
-    names = {id(p): n for n, p in model.named_parameters()}
-    return {
-        names[id(p)]: (group['weight_decay'], group['lr'])
-        for group in optim.optimizer.param_groups
-        for p in group['params']
-    }
+    return settings_of(Detector(), cfg.optim_wrapper)
 
 
 def batch_norm_params():

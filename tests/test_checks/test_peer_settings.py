@@ -6,10 +6,9 @@ import sys
 
 import pytest
 import torch.nn as nn
+from helpers import decay_and_lr as settings_of
 from helpers import run_tool, train_log, write_tiny_det_config
 from mmengine.config import Config
-from mmengine.optim import build_optim_wrapper
-from mmengine.registry import DefaultScope
 
 from smt_mm.checks.config import (IMAGENET_MEAN, IMAGENET_STD,
                                   adapt_swin_custom_keys,
@@ -31,15 +30,7 @@ class Detector(nn.Module):
 
 def decay_and_lr(cfg):
     """{parameter name: (weight decay, lr)} of the built optimizer."""
-    model = Detector()
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        optim = build_optim_wrapper(model, cfg.optim_wrapper)
-    names = {id(p): n for n, p in model.named_parameters()}
-    return {
-        names[id(p)]: (group['weight_decay'], group['lr'])
-        for group in optim.optimizer.param_groups
-        for p in group['params']
-    }
+    return settings_of(Detector(), cfg.optim_wrapper)
 
 
 def norm_names():
