@@ -77,12 +77,21 @@ def _type_name(node) -> str:
 def _check_mmpretrain_model(cfg: Config) -> None:
     """An mmpretrain model SMT cannot serve, as one line: masked-image-
     modelling pretraining (``SMT.forward() takes 2 positional arguments
-    but 3 were given``), and a classifier without a neck whose head takes
-    vectors (``mat1 and mat2 shapes cannot be multiplied``)."""
-    if smt_backbone(cfg) is None:
-        return
+    but 3 were given``), and SMT's maps reaching a head that takes vectors
+    (``mat1 and mat2 shapes cannot be multiplied``): a classifier without
+    a neck, or a retriever's ``image_encoder`` list that ends at SMT."""
     model = cfg.model
     kind = _type_name(model)
+    head = _type_name(model.get('head'))
+    encoder = model.get('image_encoder')
+    if isinstance(encoder, (list, tuple)) and encoder and _is_smt(
+            encoder[-1]) and head in VECTOR_HEADS:
+        raise LaunchError(
+            'model.image_encoder ends at SMT, which gives feature maps (N, '
+            f'C, H, W), and {head} takes one vector per image: add '
+            "dict(type='GlobalAveragePooling') after SMT in the list")
+    if smt_backbone(cfg) is None:
+        return
     if kind in MIM_ALGORITHMS:
         raise LaunchError(
             f'model.type={kind!r}: masked-image-modelling pretraining is not '
@@ -90,11 +99,10 @@ def _check_mmpretrain_model(cfg: Config) -> None:
             'it to mask its own tokens; SMT takes images only): pretrain '
             'with another algorithm, or fine-tune from the SMT ImageNet '
             'release files')
-    head = model.get('head')
-    if model.get('neck') is None and _type_name(head) in VECTOR_HEADS:
+    if model.get('neck') is None and head in VECTOR_HEADS:
         raise LaunchError(
             f'model.neck is None, but SMT gives feature maps (N, C, H, W) '
-            f'and {_type_name(head)} takes one vector per image (the run '
+            f'and {head} takes one vector per image (the run '
             "would stop with 'mat1 and mat2 shapes cannot be multiplied'): "
             "add neck=dict(type='GlobalAveragePooling') (ConvNeXt-style "
             'bases pool inside their backbone and have no neck)')
@@ -221,15 +229,18 @@ _SWIN_NORM_KEYS = (
 )
 
 
+def _is_smt(node) -> bool:
+    return isinstance(
+        node, dict) and node.get('type') in ('SMT', 'mmdet.SMT', 'mmseg.SMT',
+                                             'mmpretrain.SMT')
+
+
 def smt_backbone(cfg: Config) -> Optional[dict]:
     """``cfg.model.backbone`` when it is an SMT (by type name), else
     None."""
     model = cfg.get('model')
     backbone = model.get('backbone') if isinstance(model, dict) else None
-    if isinstance(backbone, dict) and backbone.get('type') in (
-            'SMT', 'mmdet.SMT', 'mmseg.SMT', 'mmpretrain.SMT'):
-        return backbone
-    return None
+    return backbone if _is_smt(backbone) else None
 
 
 def smt_norm_groups(depths: Sequence[int]) -> Dict[str, List[str]]:

@@ -2,7 +2,8 @@
 """mmdet / mmseg / mmpretrain configs SMT cannot go into as written are one
 line from ``tools/train.py`` that says what to write instead: a dict over
 a base's list of necks or decode heads, a classification base without a
-neck, masked-image-modelling pretraining."""
+neck, a retriever's encoder without pooling, masked-image-modelling
+pretraining."""
 import sys
 
 import pytest
@@ -67,6 +68,23 @@ model = dict(backbone=dict(_delete_=True, type='SMT', arch='tiny',
            "'mat1 and mat2 shapes cannot be multiplied'): add neck=dict("
            "type='GlobalAveragePooling') (ConvNeXt-style bases pool inside "
            'their backbone and have no neck)')
+
+
+def test_retriever_encoder_without_pooling(tmp_path):
+    """mmpretrain's ArcFace retrieval base lists its image encoder as
+    [ResNet, GlobalAveragePooling]; a user list of SMT alone would hand
+    the ArcFace head feature maps."""
+    config = write(
+        tmp_path, """
+_base_ = ['mmpretrain::arcface/resnet50-arcface_8xb32_inshop.py']
+model = dict(image_encoder=[dict(type='SMT', arch='tiny', out_indices=(3, ))],
+             head=dict(in_channels=512))
+""")
+    assert tool_error('tools/train.py', [
+        config
+    ]) == ('model.image_encoder ends at SMT, which gives feature maps (N, C, '
+           'H, W), and ArcFaceClsHead takes one vector per image: add '
+           "dict(type='GlobalAveragePooling') after SMT in the list")
 
 
 @pytest.mark.slow

@@ -41,7 +41,8 @@ NO_PRETRAINED = 'pretrained=None, '
 
 class Peer(NamedTuple):
     base: str  # the installed package's config
-    kind: str  # 'det', 'box' (no masks), 'panoptic', 'htc', 'seg', 'cls'
+    kind: str  # 'det', 'box' (no masks), 'panoptic', 'htc', 'seg', 'cls',
+    # 'retrieval'
     model: str  # the user's model = dict(...) body
     small: str = ''  # test-only model.update(...) arguments: small inputs
     extra: str = ''  # other top-level lines of the user config
@@ -207,7 +208,15 @@ PEERS = {
          'cls', f'backbone=dict(_delete_=True, {SMT}, out_indices=(3, )), '
          "neck=dict(_delete_=True, type='GlobalAveragePooling'), "
          f'head=dict(in_channels={CH[3]})'),
+    'arcface-retrieval':  # a list-valued image encoder, an ArcFace head
+    Peer('mmpretrain::arcface/resnet50-arcface_8xb32_inshop.py', 'retrieval',
+         f"image_encoder=[dict({SMT}, out_indices=(3, )), "
+         "dict(type='GlobalAveragePooling')], "
+         f'head=dict(in_channels={CH[3]}, num_classes=10)'),
 }
+# a retriever predicts by similarity to gallery vectors; the base's gallery
+# dataloader reads In-shop files, the test gives it vectors instead
+GALLERY = 5
 
 
 def write_user_config(path, peer: Peer) -> str:
@@ -293,8 +302,11 @@ def test_peer_config_trains_and_predicts(name, tmp_path, fixtures_dir):
     torch.manual_seed(0)
     cfg = load_config(write_user_config(tmp_path / f'{name}.py', peer))
     amp_on_cpu(cfg)  # as build_runner does
+    if peer.kind == 'retrieval':
+        cfg.model.prototype = torch.randn(GALLERY, CH[3])
     model, optim = build(cfg)
-    backbone = model.backbone
+    backbone = (
+        model.image_encoder[0] if peer.kind == 'retrieval' else model.backbone)
     assert type(backbone).__name__ == 'SMT'
 
     model.train()
@@ -315,5 +327,7 @@ def test_peer_config_trains_and_predicts(name, tmp_path, fixtures_dir):
         assert tuple(result.pred_panoptic_seg.sem_seg.shape[-2:]) == (67, 45)
     elif peer.kind == 'seg':
         assert tuple(result.pred_sem_seg.data.shape[-2:]) == (67, 45)
+    elif peer.kind == 'retrieval':  # one score per gallery vector
+        assert result.pred_score.shape[-1] == GALLERY
     else:
         assert result.pred_score.shape[-1] == model.head.num_classes

@@ -194,3 +194,49 @@ optim_wrapper = dict(
     assert 'paramwise_cfg num_layers=6 ignored' in log
     assert 'layer_wise lr decay 0.7 over 6 ids of SMT' in log
     assert_finite_losses(log)
+
+
+@pytest.mark.slow
+def test_convnext_style_seg_config_trains_one_step_through_train_py(tmp_path):
+    """mmseg's ConvNeXt UPerNet recipe's optimizer settings (stage-wise,
+    num_layers=12) on the synthetic UPerNet + SMT config, with the
+    narrow SMT: one iteration through ``tools/train.py`` at the decay the
+    config asks for."""
+    from smt_mm.datasets.synthetic_ade import make_synthetic_ade
+    data = tmp_path / 'ade'
+    make_synthetic_ade(str(data), num_train=2, num_val=1, image_size=(64, 64))
+    arch = dict(MINI_ARCH, depths=[1, 1, 1, 1])
+    config = tmp_path / 'tiny_seg.py'
+    config.write_text(f'''
+_base_ = [{osp.join(REPO, 'configs/seg/smt_t_upernet_synth.py')!r}]
+model = dict(
+    data_preprocessor=dict(size=(64, 64)),
+    backbone=dict(arch=dict(_delete_=True, **{arch!r})),
+    decode_head=dict(in_channels=[16, 32, 64, 128], channels=16),
+    auxiliary_head=dict(in_channels=64, channels=16))
+train_dataloader = dict(batch_size=2, num_workers=0,
+                        persistent_workers=False,
+                        dataset=dict(data_root={str(data)!r}))
+val_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root={str(data)!r}))
+test_dataloader = val_dataloader
+train_cfg = dict(max_iters=1, val_interval=100)
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=100))
+optim_wrapper = dict(
+    constructor='LearningRateDecayOptimizerConstructor',
+    paramwise_cfg=dict(decay_rate=0.9, decay_type='stage_wise',
+                       num_layers=12))
+''')
+    work = tmp_path / 'work'
+    proc = run_tool([
+        sys.executable, 'tools/train.py',
+        str(config), '--work-dir',
+        str(work)
+    ])
+    output = proc.stdout + proc.stderr
+    assert output.count("runs as 'SMTLayerDecayOptimizerConstructor'") == 1
+    log = train_log(work)
+    assert 'paramwise_cfg num_layers=12 ignored' in log
+    # stem 0, stages 1-4, heads 5: six ids
+    assert 'stage_wise lr decay 0.9 over 6 ids of SMT' in log
+    assert_finite_losses(log)
