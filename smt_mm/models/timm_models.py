@@ -33,7 +33,7 @@ then ``init_weights()`` materialise it) and traces with ``torch.fx``
 (``torch.fx.symbolic_trace``, timm's ``features_only=True,
 feature_cls='fx'`` and ``create_feature_extractor``); the input-size check
 stays in the traced graph. TorchScript (``torch.jit.script``) is not
-supported: mmcv's ``ConvModule`` in the stem does not script.
+supported: the input-size check and mmcv's ``ConvModule`` do not script.
 """
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -42,8 +42,9 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import (build_model_with_cfg, generate_default_cfgs,
-                         register_model, resolve_pretrained_cfg)
+from timm.models import (adapt_input_conv, build_model_with_cfg,
+                         generate_default_cfgs, register_model,
+                         resolve_pretrained_cfg)
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from smt_mm.checkpoint import load_checked, read_checkpoint
@@ -55,6 +56,7 @@ from .utils.ckpt_convert import (convert_official_state_dict,
 __all__ = ['TimmSMT']
 
 RELEASES = 'https://github.com/AFeng-x/SMT/releases/download/v1.0.0/'
+STEM = 'stages.0.patch_embed.stem.conv'  # the first convolution
 
 
 class TimmSMT(SMT):
@@ -102,6 +104,8 @@ class TimmSMT(SMT):
                 drop_path_rate=drop_path_rate,
                 **kwargs)
             self.num_classes = num_classes
+            self.in_chans = in_chans
+            self.head_hidden_size = self.num_features  # what pre_logits give
             self.global_pool = global_pool
             self.drop_rate = drop_rate
             self.head_drop = nn.Dropout(drop_rate)
@@ -133,13 +137,14 @@ class TimmSMT(SMT):
         self.num_classes = num_classes
         if global_pool is not None:
             self.global_pool = global_pool
-        # on the device and in the dtype of the model
+        # on the device, in the dtype and in the train/eval mode of the model
         weight = next(self.stages.parameters())
         self.head = nn.Linear(
             self.num_features,
             num_classes,
             device=weight.device,
             dtype=weight.dtype) if num_classes > 0 else nn.Identity()
+        self.head.train(self.training)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's normalised (B, C, H/32, W/32) map."""
@@ -191,6 +196,8 @@ class TimmSMT(SMT):
         """Load an official release file or a checkpoint of this toolkit
         (a classifier's ``backbone.`` and ``head.fc.`` keys), read safely
         and loaded strictly; timm calls this for ``pretrained=True``.
+        With ``in_chans`` other than the file's, the stem's filters are
+        adapted as timm adapts its own models' first convolution.
 
         The classifier is loaded when its shape fits and left as
         initialised (with a log line) when ``num_classes`` differs from the
@@ -198,6 +205,13 @@ class TimmSMT(SMT):
         """
         checkpoint = read_checkpoint(filename)
         state_dict = extract_backbone_state_dict(checkpoint, None, filename)
+        stem = state_dict.get(STEM + '.weight')
+        if stem is not None and stem.shape[1] != self.in_chans:
+            # timm's rule for in_chans != the file's: sum the RGB filters
+            # (one channel) or repeat and rescale them
+            state_dict = dict(state_dict)
+            state_dict[STEM + '.weight'] = adapt_input_conv(
+                self.in_chans, stem)
         head = _head_of(checkpoint)
         target = self.state_dict()
         fits = isinstance(self.head, nn.Linear) and head and all(
@@ -264,7 +278,7 @@ def _cfg(file: str, **kwargs) -> Dict:
         interpolation='bicubic',
         mean=IMAGENET_DEFAULT_MEAN,
         std=IMAGENET_DEFAULT_STD,
-        first_conv='stages.0.patch_embed.stem.conv',
+        first_conv=STEM,
         classifier='head',
         license='mit',
         custom_load=True)  # TimmSMT.load_pretrained: safe, strict

@@ -129,6 +129,36 @@ def test_meta_device_allocates_nothing_and_materialises():
     assert torch.isfinite(model.eval()(torch.rand(1, 3, 64, 64))).all()
 
 
+def test_head_interface_as_timm_models_have_it():
+    """The attributes and modes timm's model tests (and its optimizer and
+    feature factories) read: in_chans, head_hidden_size = pre_logits'
+    width, a new classifier in the model's train/eval mode."""
+    model = small_model(in_chans=1).eval()
+    assert model.in_chans == 1 and model.head_hidden_size == 128
+    x = torch.rand(2, 1, 64, 64)
+    pre = model.forward_head(model.forward_features(x), pre_logits=True)
+    assert pre.shape == (2, model.head_hidden_size)
+    model.reset_classifier(3)
+    assert not model.head.training
+    model.reset_classifier(0)
+    assert model(x).shape == pre.shape
+
+
+def test_pretrained_with_other_input_channels(fixture):
+    """in_chans=1 with a 3-channel release file: the stem's filters summed
+    over RGB (timm's adapt_input_conv), everything else loaded strictly."""
+    path, arch, num_classes, _ = fixture
+    rgb = create('smt_t', path, arch=arch, num_classes=num_classes)
+    grey = create(
+        'smt_t', path, arch=arch, num_classes=num_classes, in_chans=1)
+    stem = 'stages.0.patch_embed.stem.conv.weight'
+    torch.testing.assert_close(grey.state_dict()[stem],
+                               rgb.state_dict()[stem].sum(1, keepdim=True))
+    for name, value in rgb.state_dict().items():
+        if name != stem:
+            torch.testing.assert_close(grey.state_dict()[name], value)
+
+
 @pytest.mark.parametrize('train', [False, True], ids=['eval', 'train'])
 def test_fx_symbolic_trace_computes_what_the_model_does(train):
     model = small_model().train(train)
