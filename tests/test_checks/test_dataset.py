@@ -10,9 +10,9 @@ import pytest
 from helpers import QUICKSTART, REPO, data_root_options, deadline
 from mmengine.config import ConfigDict
 
-from smt_mm.checks import dataset as dataset_check
-from smt_mm.checks.dataset import (check_datasets, coco_category_names,
-                                   empty_image_files)
+from smt_mm.checks import coco_file
+from smt_mm.checks.coco_file import coco_category_names
+from smt_mm.checks.dataset import check_datasets, empty_image_files
 from smt_mm.errors import LaunchError
 from smt_mm.launch.config import load_config
 
@@ -164,8 +164,8 @@ def coco_json(path, categories_first):
 def test_categories_of_large_file_read_at_its_ends(tmp_path, monkeypatch,
                                                    categories_first):
     path = coco_json(tmp_path / 'big.json', categories_first)
-    monkeypatch.setattr(dataset_check, 'FULL_PARSE_BYTES', 0)
-    monkeypatch.setattr(dataset_check, 'END_BYTES', 1000)
+    monkeypatch.setattr(coco_file, 'FULL_PARSE_BYTES', 0)
+    monkeypatch.setattr(coco_file, 'END_BYTES', 1000)
     assert osp.getsize(path) > 10 * 1000
     assert coco_category_names(path) == ['square', 'disc']
     # not parsed whole: a file broken in the middle still answers
@@ -186,8 +186,8 @@ def test_categories_in_the_middle_of_a_large_file_are_skipped(
                 images=filler,
                 categories=[dict(id=1, name='a')],
                 annotations=filler)))
-    monkeypatch.setattr(dataset_check, 'FULL_PARSE_BYTES', 0)
-    monkeypatch.setattr(dataset_check, 'END_BYTES', 1000)
+    monkeypatch.setattr(coco_file, 'FULL_PARSE_BYTES', 0)
+    monkeypatch.setattr(coco_file, 'END_BYTES', 1000)
     assert coco_category_names(str(path)) is None
 
 
@@ -229,9 +229,9 @@ def test_bbox_that_is_not_four_numbers(coco):
 @pytest.mark.parametrize('parsed', [True, False], ids=['parsed', 'streamed'])
 def test_an_image_with_too_many_annotations(coco, monkeypatch, parsed):
     """Also in a file too large to parse whole (counted as it streams)."""
-    monkeypatch.setattr(dataset_check, 'MAX_ANNOTATIONS_PER_IMAGE', 3)
+    monkeypatch.setattr(coco_file, 'MAX_ANNOTATIONS_PER_IMAGE', 3)
     if not parsed:
-        monkeypatch.setattr(dataset_check, 'FULL_PARSE_BYTES', 0)
+        monkeypatch.setattr(coco_file, 'FULL_PARSE_BYTES', 0)
 
     def edit(data):
         first = data['annotations'][0]
@@ -392,7 +392,7 @@ def test_the_listed_file_check_is_bounded_in_time(tmp_path):
 @pytest.mark.parametrize('chunk', [97, 100, 4096])
 def test_streamed_image_ids_survive_block_ends(tmp_path, chunk, monkeypatch):
     counted = {}
-    monkeypatch.setattr(dataset_check, 'crowded_problem', counted.update)
+    monkeypatch.setattr(coco_file, 'crowded_problem', counted.update)
     ids = [7, 1234567, 7, 42] * 50
     text = json.dumps(
         {'annotations': [{
@@ -402,6 +402,6 @@ def test_streamed_image_ids_survive_block_ends(tmp_path, chunk, monkeypatch):
         indent=1)
     (tmp_path / 'a.json').write_text(text)
     list(
-        dataset_check.streamed_crowded_problems(
+        coco_file.streamed_crowded_problems(
             str(tmp_path / 'a.json'), chunk=chunk))
     assert counted == {7: 100, 1234567: 50, 42: 50}

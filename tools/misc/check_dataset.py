@@ -18,9 +18,9 @@ import random
 import sys
 
 import smt_mm  # noqa: F401  (registers SMT, smt_mm:: configs)
-from smt_mm.checks.dataset import (FULL_PARSE_BYTES, coco_class_problem,
-                                   coco_structure_problems, data_file_problems,
-                                   label_list_problems, read_json)
+from smt_mm.checks.coco_file import (coco_class_problem,
+                                     coco_structure_problems, read_coco)
+from smt_mm.checks.dataset import data_file_problems, label_list_problems
 from smt_mm.config_tree import innermost_dataset
 from smt_mm.errors import LaunchError
 from smt_mm.launch.cli import add_cfg_options, run_cli
@@ -105,8 +105,7 @@ def check_split(cfg, split, sample):
     if ann_file.endswith('.json'):
         # what mmdet would fail on with a traceback, one line each
         try:
-            if osp.getsize(ann_file) <= FULL_PARSE_BYTES:
-                data = read_json(ann_file)
+            data = read_coco(ann_file)
         except ValueError as err:  # not JSON, nested too deeply
             return [f'{name}: {err}']
         found = list(coco_structure_problems(ann_file, data))
