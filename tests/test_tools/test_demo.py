@@ -202,3 +202,30 @@ def test_checkpoint_of_another_task_is_refused_first(case, tmp_path, tool):
     printed = (proc.stdout + proc.stderr).strip().splitlines()
     assert len(printed) <= 3, printed[:20]
     assert not (tmp_path / 'never.png').exists()
+
+
+@pytest.mark.parametrize('tool', ['tools/demo.py', 'tools/test.py'])
+def test_checkpoint_of_another_architecture_is_refused_first(
+        case, tmp_path, tool):
+    """A narrow-SMT detector's checkpoint for the SMT-T quickstart config:
+    one line naming the backbone's first mismatches, before the model is
+    built (not the strict load's error after the runner's log)."""
+    checkpoint = case['checkpoints']['det']
+    if tool == 'tools/demo.py':
+        args = [
+            case['image'], QUICKSTART, checkpoint, '--out',
+            tmp_path / 'never.png'
+        ]
+    else:
+        args = [QUICKSTART, checkpoint, '--work-dir', tmp_path / 'work']
+    proc = run_tool([sys.executable, tool, *map(str, args)], check=False)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"error: checkpoint {checkpoint} does not fit the config's SMT "
+        "backbone (arch='tiny'): 225 shape mismatch: "
+        'stages.0.patch_embed.stem.conv.weight (file (16, 3, 3, 3), model '
+        '(64, 3, 3, 3))'), proc.stderr[-2000:]
+    assert last.endswith('give a checkpoint trained with this config')
+    printed = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(printed) <= 3, printed[:20]

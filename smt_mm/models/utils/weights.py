@@ -13,10 +13,12 @@ import re
 from collections import OrderedDict
 from typing import Callable, Dict, Optional
 
+import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from smt_mm.checkpoint import display_name, load_checked, read_checkpoint
+from smt_mm.checkpoint import (describe_mismatch, display_name, load_checked,
+                               read_checkpoint)
 from smt_mm.errors import CheckpointMismatchError
 from .ckpt_convert import (convert_official_state_dict, is_official_state_dict,
                            official_to_classifier)
@@ -228,8 +230,8 @@ def parts_problem(model_cfg: Dict, state_dict: Dict) -> Optional[str]:
 
     Cheap enough to run before the model is built: a segmentation
     checkpoint given to a detection config is named at once, not after
-    the runner's log. Same-task mismatches (another architecture, other
-    classes) are left to the strict load.
+    the runner's log. Another SMT architecture is
+    :func:`backbone_problem`'s; other classes are left to the strict load.
     """
     if 'module' in model_cfg and isinstance(model_cfg['module'], dict):
         model_cfg = model_cfg['module']  # a test-time-augmentation wrapper
@@ -248,21 +250,56 @@ def parts_problem(model_cfg: Dict, state_dict: Dict) -> Optional[str]:
             'model); give a checkpoint trained with this config')
 
 
+def backbone_problem(model_cfg: Dict, state_dict: Dict) -> Optional[str]:
+    """How the ``backbone.`` part of ``state_dict`` differs from the SMT
+    backbone ``model_cfg`` builds (another architecture: keys and shapes),
+    judged on a backbone built on the meta device (no memory, no init);
+    None when it fits, or when the config's backbone is no SMT."""
+    if 'module' in model_cfg and isinstance(model_cfg['module'], dict):
+        model_cfg = model_cfg['module']  # a test-time-augmentation wrapper
+    backbone_cfg = model_cfg.get('backbone')
+    if not isinstance(backbone_cfg, dict) or str(
+            backbone_cfg.get('type')).rsplit('.', 1)[-1] != 'SMT':
+        return None
+    part = _strip_prefix(state_dict, 'backbone')
+    if not part:
+        return None
+    from ..backbones import SMT
+    args = {
+        k: v
+        for k, v in backbone_cfg.items()
+        if k not in ('type', 'init_cfg', 'pretrained')
+    }
+    with torch.device('meta'):
+        backbone = SMT(**args)
+    upgrade_state_dict(backbone, part)
+    problems = describe_mismatch(backbone.state_dict(), part)
+    if not problems:
+        return None
+    return (f"does not fit the config's SMT backbone (arch="
+            f"{backbone_cfg.get('arch', 'tiny')!r}): {problems}; give a "
+            'checkpoint trained with this config')
+
+
 def check_checkpoint_parts(model_cfg: Dict, checkpoint: Dict,
                            filename: str) -> None:
     """Refuse a read ``checkpoint`` of another task than ``model_cfg``'s
-    (:func:`parts_problem`), one line, before the model is built. An
+    (:func:`parts_problem`) or with another SMT architecture
+    (:func:`backbone_problem`), one line, before the model is built. An
     official release file is left to :func:`model_state_dict`.
 
     Raises:
-        CheckpointMismatchError: The checkpoint holds another task's parts.
+        CheckpointMismatchError: The checkpoint holds another task's parts,
+            or another backbone.
     """
     if not isinstance(checkpoint, dict) or \
             isinstance(checkpoint.get('model'), dict):
         return
     state_dict = checkpoint.get('state_dict', checkpoint)
-    problem = parts_problem(model_cfg, state_dict) if isinstance(
-        state_dict, dict) else None
+    if not isinstance(state_dict, dict):
+        return
+    problem = parts_problem(model_cfg, state_dict) or backbone_problem(
+        model_cfg, state_dict)
     if problem:
         raise CheckpointMismatchError(
             f'checkpoint {display_name(filename)} {problem}')
