@@ -16,6 +16,7 @@ from typing import Callable, Dict, Optional
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
+from mmengine.registry import MODELS
 
 from smt_mm.checkpoint import (describe_mismatch, display_name, load_checked,
                                read_checkpoint)
@@ -264,14 +265,16 @@ def backbone_problem(model_cfg: Dict, state_dict: Dict) -> Optional[str]:
     part = _strip_prefix(state_dict, 'backbone')
     if not part:
         return None
-    from ..backbones import SMT
+    smt = MODELS.get('SMT')  # registered by smt_mm.models.backbones
+    if smt is None:
+        return None
     args = {
         k: v
         for k, v in backbone_cfg.items()
         if k not in ('type', 'init_cfg', 'pretrained')
     }
     with torch.device('meta'):
-        backbone = SMT(**args)
+        backbone = smt(**args)
     upgrade_state_dict(backbone, part)
     problems = describe_mismatch(backbone.state_dict(), part)
     if not problems:
