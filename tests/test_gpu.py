@@ -166,7 +166,7 @@ def _assert_trained_on_gpu(log):
 
 def test_maskrcnn_amp_iteration_on_gpu(tmp_path):
     _mmcv_ops()
-    log = train_tiny_det(tmp_path, '--amp')
+    _, log = train_tiny_det(tmp_path, '--amp')
     assert 'AmpOptimWrapper' in log
     _assert_trained_on_gpu(log)
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from contextlib import contextmanager
+from typing import Tuple
 
 import pytest
 
@@ -175,16 +176,17 @@ def assert_finite_losses(log: str) -> None:
     assert losses and all(math.isfinite(v) for v in losses), log[-2000:]
 
 
-def train_tiny_det(root, *args, env=None) -> str:
-    """One iteration of the tiny Mask R-CNN config under ``root`` through
-    ``tools/train.py`` with ``args``; returns the run's text log."""
+def train_tiny_det(root, *args, extra='', env=None) -> Tuple[str, str]:
+    """One iteration of the tiny Mask R-CNN config under ``root`` (with
+    ``extra`` appended) through ``tools/train.py`` with ``args``; returns
+    what the command printed and the run's text log."""
     config = write_tiny_det_config(
-        root, num_train=2, batch_size=2, max_epochs=1)
+        root, num_train=2, batch_size=2, max_epochs=1, extra=extra)
     work = osp.join(str(root), 'work')
-    run_tool(
+    proc = run_tool(
         [sys.executable, 'tools/train.py', config, '--work-dir', work, *args],
         env=env)
-    return train_log(work)
+    return proc.stdout + proc.stderr, train_log(work)
 
 
 def data_root_options(root) -> list:

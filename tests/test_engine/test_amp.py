@@ -76,7 +76,8 @@ def test_enable_amp_picks_the_wrapper_for_the_device(monkeypatch):
 
 @pytest.mark.slow
 def test_maskrcnn_trains_with_amp_on_cpu(tmp_path):
-    log = train_tiny_det(tmp_path, '--amp', env=dict(CUDA_VISIBLE_DEVICES=''))
+    _, log = train_tiny_det(
+        tmp_path, '--amp', env=dict(CUDA_VISIBLE_DEVICES=''))
     assert "type='BF16AmpOptimWrapper'" in log
     assert_finite_losses(log)
 

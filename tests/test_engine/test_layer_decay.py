@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch.nn as nn
 from helpers import (MINI_ARCH, REPO, assert_finite_losses, run_tool,
-                     train_log, write_tiny_det_config)
+                     train_log, train_tiny_det)
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
@@ -174,22 +174,11 @@ optim_wrapper = dict(
     paramwise_cfg=dict(decay_rate=0.7, decay_type='layer_wise',
                        num_layers=6))
 '''
-    config = write_tiny_det_config(
-        tmp_path / 'data',
-        num_train=2,
-        batch_size=2,
-        max_epochs=1,
-        extra=extra)
-    work = tmp_path / 'work'
-    proc = run_tool(
-        [sys.executable, 'tools/train.py', config, '--work-dir',
-         str(work)])
-    output = proc.stdout + proc.stderr
+    output, log = train_tiny_det(tmp_path, extra=extra)
     assert output.count("runs as 'SMTLayerDecayOptimizerConstructor'") == 1
     # the recipe's 'norm' key reaches the BatchNorms (stem, 3 SAM blocks)
     assert output.count("SMT: custom key 'norm' also covers SMT's "
                         'BatchNorm layers (8 parameters)') == 1
-    log = train_log(work)
     assert 'stages.0.patch_embed.stem.bn.weight:weight_decay=0.0' in log
     assert 'paramwise_cfg num_layers=6 ignored' in log
     assert 'layer_wise lr decay 0.7 over 6 ids of SMT' in log

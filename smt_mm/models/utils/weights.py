@@ -234,8 +234,6 @@ def parts_problem(model_cfg: Dict, state_dict: Dict) -> Optional[str]:
     the runner's log. Another SMT architecture is
     :func:`backbone_problem`'s; other classes are left to the strict load.
     """
-    if 'module' in model_cfg and isinstance(model_cfg['module'], dict):
-        model_cfg = model_cfg['module']  # a test-time-augmentation wrapper
     wanted = {k for k in model_cfg if k in TASK_PARTS and model_cfg[k]}
     held = {
         re.sub(r'^module\.', '', str(k)).split('.')[0]
@@ -256,8 +254,6 @@ def backbone_problem(model_cfg: Dict, state_dict: Dict) -> Optional[str]:
     backbone ``model_cfg`` builds (another architecture: keys and shapes),
     judged on a backbone built on the meta device (no memory, no init);
     None when it fits, or when the config's backbone is no SMT."""
-    if 'module' in model_cfg and isinstance(model_cfg['module'], dict):
-        model_cfg = model_cfg['module']  # a test-time-augmentation wrapper
     backbone_cfg = model_cfg.get('backbone')
     if not isinstance(backbone_cfg, dict) or str(
             backbone_cfg.get('type')).rsplit('.', 1)[-1] != 'SMT':
@@ -301,6 +297,8 @@ def check_checkpoint_parts(model_cfg: Dict, checkpoint: Dict,
     state_dict = checkpoint.get('state_dict', checkpoint)
     if not isinstance(state_dict, dict):
         return
+    if 'module' in model_cfg and isinstance(model_cfg['module'], dict):
+        model_cfg = model_cfg['module']  # a test-time-augmentation wrapper
     problem = parts_problem(model_cfg, state_dict) or backbone_problem(
         model_cfg, state_dict)
     if problem:
